@@ -1,0 +1,235 @@
+"""Every endpoint of the data-plane protocol, described once as a `Call` that either sender runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from urllib.parse import quote
+
+from .errors import SandboxError
+
+DEFAULT_READ_TIMEOUT = 60.0
+"""Seconds to wait for a reply to an ordinary call."""
+REPLY_MARGIN = 30.0
+"""Seconds allowed beyond a server-side timeout for the server to interrupt and answer."""
+SERVER_DEFAULT_TIMEOUT = 30
+"""The timeout the server applies to executions and commands sent without one."""
+
+Progress = Callable[[int, int | None], None]
+"""Called as `progress(done_bytes, total_bytes_or_None)` while a file is transferred."""
+
+
+def _as_is(reply: Any) -> Any:
+    return reply
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request: what to send and how to read the reply, independent of sync or async.
+
+    `path` is relative to the sandbox (`"files"`, `""` for the sandbox itself) or absolute
+    (`"/sandboxes"`). An upload sends `upload_from` as part `file` with `form` fields; a
+    download streams the body into `download_to`.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Mapping[str, Any] | None = None
+    read_timeout: float | None = DEFAULT_READ_TIMEOUT
+    reply: Callable[[Any], Any] = _as_is
+    form: Mapping[str, str] | None = None
+    upload_from: str | None = None
+    download_to: str | None = None
+    progress: Progress | None = None
+
+
+class CodeLanguage(str, Enum):
+    """Languages a context can run."""
+
+    PYTHON = "python"
+    JAVASCRIPT = "javascript"
+
+
+def checked_language(language: str | None) -> str:
+    """The language as a plain string, or ValueError when the server cannot run it."""
+    try:
+        return CodeLanguage(language).value
+    except ValueError:
+        raise ValueError(f"language must be 'python' or 'javascript', got: {language!r}") from None
+
+
+def _segment(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+def _sandbox_data(reply: Any) -> dict[str, Any]:
+    """Unwrap a lifecycle reply `{"code": "SUCCESS", "data": {...}}`."""
+    if not isinstance(reply, dict) or reply.get("code") != "SUCCESS":
+        code = reply.get("code") if isinstance(reply, dict) else None
+        message = reply.get("message") if isinstance(reply, dict) else None
+        raise SandboxError(f"sandbox request failed: {message or reply!r}", code=code)
+    data = reply.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _new_sandbox(reply: Any) -> dict[str, Any]:
+    """The sandbox a creation made, which must carry its id."""
+    data = _sandbox_data(reply)
+    if not data.get("sandboxId"):
+        raise SandboxError(f"sandbox creation answered without a sandbox id: {reply!r}")
+    return data
+
+
+def _context_info(reply: Any) -> dict[str, Any]:
+    """A context object, which must name its id, language and working directory."""
+    if not isinstance(reply, dict) or not all(reply.get(key) for key in ("id", "language", "cwd")):
+        raise SandboxError(f"server returned an incomplete context: {reply!r}")
+    return reply
+
+
+def _server_timeout(timeout: float | None) -> float:
+    return (SERVER_DEFAULT_TIMEOUT if timeout is None else timeout) + REPLY_MARGIN
+
+
+def _without_none(**fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+# Sandboxes
+
+
+def create_sandbox(template_name: str, idle_timeout: int | None = 600) -> Call:
+    body = {"templateName": template_name, "sandboxIdleTimeoutSeconds": idle_timeout}
+    return Call("POST", "/sandboxes", json=body, reply=_new_sandbox)
+
+
+def get_sandbox() -> Call:
+    return Call("GET", "", reply=_sandbox_data)
+
+
+def stop_sandbox() -> Call:
+    return Call("POST", "stop", reply=_sandbox_data)
+
+
+def delete_sandbox() -> Call:
+    return Call("DELETE", "", reply=_sandbox_data)
+
+
+def health() -> Call:
+    return Call("GET", "health")
+
+
+# Contexts
+
+
+def list_contexts() -> Call:
+    return Call("GET", "contexts")
+
+
+def create_context(language: str, cwd: str) -> Call:
+    body = {"language": checked_language(language), "cwd": cwd}
+    return Call("POST", "contexts", json=body, reply=_context_info)
+
+
+def get_context(context_id: str) -> Call:
+    return Call("GET", f"contexts/{_segment(context_id)}", reply=_context_info)
+
+
+def execute(code: str, context_id: str | None, language: str | None, timeout: float | None) -> Call:
+    body = _without_none(
+        code=code,
+        timeout=timeout,
+        language=None if language is None else checked_language(language),
+        contextId=context_id,
+    )
+    return Call("POST", "contexts/execute", json=body, read_timeout=_server_timeout(timeout))
+
+
+def delete_context(context_id: str) -> Call:
+    return Call("DELETE", f"contexts/{_segment(context_id)}")
+
+
+# Files
+
+
+def read_file(path: str) -> Call:
+    return Call("GET", "files", params={"path": path})
+
+
+def write_file(path: str, content: str, mode: str, encoding: str, create_dir: bool) -> Call:
+    body = {
+        "path": path,
+        "content": content,
+        "mode": mode,
+        "encoding": encoding,
+        "createDir": create_dir,
+    }
+    return Call("POST", "files", json=body)
+
+
+# Filesystem
+
+
+def list_directory(path: str | None, depth: int | None) -> Call:
+    return Call("GET", "filesystem", params=_without_none(path=path, depth=depth))
+
+
+def stat(path: str) -> Call:
+    return Call("GET", "filesystem/stat", params={"path": path})
+
+
+def mkdir(path: str, parents: bool | None, mode: str | None) -> Call:
+    return Call("POST", "filesystem/mkdir", json={"path": path, "parents": parents, "mode": mode})
+
+
+def move(source: str, destination: str) -> Call:
+    return Call("POST", "filesystem/move", json={"source": source, "destination": destination})
+
+
+def remove(path: str) -> Call:
+    return Call("POST", "filesystem/remove", json={"path": path})
+
+
+def upload(local_file_path: str, target_file_path: str, progress: Progress | None) -> Call:
+    return Call(
+        "POST",
+        "filesystem/upload",
+        read_timeout=None,
+        form={"path": target_file_path},
+        upload_from=local_file_path,
+        progress=progress,
+    )
+
+
+def download(path: str, save_path: str, progress: Progress | None) -> Call:
+    return Call(
+        "GET",
+        "filesystem/download",
+        params={"path": path},
+        read_timeout=None,
+        download_to=save_path,
+        progress=progress,
+    )
+
+
+# Processes
+
+
+def run_command(command: str, cwd: str, timeout: float | None) -> Call:
+    body = _without_none(command=command, cwd=cwd, timeout=timeout)
+    return Call("POST", "processes/cmd", json=body, read_timeout=_server_timeout(timeout))
+
+
+def list_processes() -> Call:
+    return Call("GET", "processes")
+
+
+def get_process(pid: str) -> Call:
+    return Call("GET", f"processes/{_segment(pid)}")
+
+
+def kill_process(pid: str) -> Call:
+    return Call("DELETE", f"processes/{_segment(pid)}")

@@ -1,0 +1,325 @@
+"""The seed API's operation groups: files, filesystem, processes and contexts, sync and async."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import endpoints
+from .endpoints import Call, CodeLanguage, Progress
+from .errors import SandboxError, SandboxNotFoundError
+
+if TYPE_CHECKING:
+    from .sandbox import CodeInterpreterSandbox
+
+logger = logging.getLogger(__name__)
+
+
+class _Operations:
+    """A group of operations sending its calls through its sandbox's data client."""
+
+    def __init__(self, sandbox: CodeInterpreterSandbox) -> None:
+        self._sandbox = sandbox
+
+    def _send(self, call: Call) -> Any:
+        return self._sandbox.data_api.send(call)
+
+    async def _send_async(self, call: Call) -> Any:
+        return await self._sandbox.data_api.send_async(call)
+
+
+class FileOperations(_Operations):
+    """Read and write whole files in the sandbox."""
+
+    def read(self, path: str) -> Any:
+        """Read a file: `{"path", "content", "encoding"}` (base64 when not UTF-8)."""
+        return self._send(endpoints.read_file(path))
+
+    async def read_async(self, path: str) -> Any:
+        """Read a file: `{"path", "content", "encoding"}` (base64 when not UTF-8)."""
+        return await self._send_async(endpoints.read_file(path))
+
+    def write(
+        self,
+        path: str,
+        content: str,
+        mode: str = "644",
+        encoding: str = "utf-8",
+        create_dir: bool = True,
+    ) -> Any:
+        """Write a file, creating its directory unless `create_dir` is false."""
+        return self._send(endpoints.write_file(path, content, mode, encoding, create_dir))
+
+    async def write_async(
+        self,
+        path: str,
+        content: str,
+        mode: str = "644",
+        encoding: str = "utf-8",
+        create_dir: bool = True,
+    ) -> Any:
+        """Write a file, creating its directory unless `create_dir` is false."""
+        return await self._send_async(
+            endpoints.write_file(path, content, mode, encoding, create_dir)
+        )
+
+
+class FileSystemOperations(_Operations):
+    """List, inspect, create, move, remove, upload and download paths in the sandbox."""
+
+    def list(self, path: str | None = None, depth: int | None = None) -> Any:
+        """List a directory (`depth` levels deep, 1 by default)."""
+        return self._send(endpoints.list_directory(path, depth))
+
+    async def list_async(self, path: str | None = None, depth: int | None = None) -> Any:
+        """List a directory (`depth` levels deep, 1 by default)."""
+        return await self._send_async(endpoints.list_directory(path, depth))
+
+    def move(self, source: str, destination: str) -> Any:
+        """Move or rename a file or directory."""
+        return self._send(endpoints.move(source, destination))
+
+    async def move_async(self, source: str, destination: str) -> Any:
+        """Move or rename a file or directory."""
+        return await self._send_async(endpoints.move(source, destination))
+
+    def remove(self, path: str) -> Any:
+        """Remove a file, or a directory with everything in it."""
+        return self._send(endpoints.remove(path))
+
+    async def remove_async(self, path: str) -> Any:
+        """Remove a file, or a directory with everything in it."""
+        return await self._send_async(endpoints.remove(path))
+
+    def stat(self, path: str) -> Any:
+        """Describe one path: name, type, size, mode, mtime."""
+        return self._send(endpoints.stat(path))
+
+    async def stat_async(self, path: str) -> Any:
+        """Describe one path: name, type, size, mode, mtime."""
+        return await self._send_async(endpoints.stat(path))
+
+    def mkdir(self, path: str, parents: bool | None = True, mode: str | None = "0755") -> Any:
+        """Create a directory, with its parents by default."""
+        return self._send(endpoints.mkdir(path, parents, mode))
+
+    async def mkdir_async(
+        self, path: str, parents: bool | None = True, mode: str | None = "0755"
+    ) -> Any:
+        """Create a directory, with its parents by default."""
+        return await self._send_async(endpoints.mkdir(path, parents, mode))
+
+    def upload(
+        self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
+    ) -> Any:
+        """Stream a local file to `target_file_path` in the sandbox."""
+        return self._send(endpoints.upload(local_file_path, target_file_path, progress))
+
+    async def upload_async(
+        self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
+    ) -> Any:
+        """Stream a local file to `target_file_path` in the sandbox."""
+        return await self._send_async(endpoints.upload(local_file_path, target_file_path, progress))
+
+    def download(
+        self, path: str, save_path: str, *, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Stream a sandbox file to `save_path`: `{"saved_path", "size"}`; never a partial file."""
+        return self._send(endpoints.download(path, save_path, progress))
+
+    async def download_async(
+        self, path: str, save_path: str, *, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Stream a sandbox file to `save_path`: `{"saved_path", "size"}`; never a partial file."""
+        return await self._send_async(endpoints.download(path, save_path, progress))
+
+
+class ProcessOperations(_Operations):
+    """Run shell commands and manage the sandbox's processes."""
+
+    def cmd(self, command: str, cwd: str, timeout: int | None = 30) -> Any:
+        """Run a shell command to completion; a non-zero exit is in the result, not an error."""
+        return self._send(endpoints.run_command(command, cwd, timeout))
+
+    async def cmd_async(self, command: str, cwd: str, timeout: int | None = 30) -> Any:
+        """Run a shell command to completion; a non-zero exit is in the result, not an error."""
+        return await self._send_async(endpoints.run_command(command, cwd, timeout))
+
+    def list(self) -> Any:
+        """List the sandbox's processes."""
+        return self._send(endpoints.list_processes())
+
+    async def list_async(self) -> Any:
+        """List the sandbox's processes."""
+        return await self._send_async(endpoints.list_processes())
+
+    def get(self, pid: str) -> Any:
+        """Describe one process."""
+        return self._send(endpoints.get_process(pid))
+
+    async def get_async(self, pid: str) -> Any:
+        """Describe one process."""
+        return await self._send_async(endpoints.get_process(pid))
+
+    def kill(self, pid: str) -> Any:
+        """Terminate a process (SIGTERM, then SIGKILL after a grace period)."""
+        return self._send(endpoints.kill_process(pid))
+
+    async def kill_async(self, pid: str) -> Any:
+        """Terminate a process (SIGTERM, then SIGKILL after a grace period)."""
+        return await self._send_async(endpoints.kill_process(pid))
+
+
+class ContextOperations(_Operations):
+    """Stateful interpreters; remembers the context last created or fetched as the current one.
+
+    `with sandbox.context.create() as ctx:` deletes that context on exit.
+    """
+
+    def __init__(self, sandbox: CodeInterpreterSandbox) -> None:
+        super().__init__(sandbox)
+        self._context_id: str | None = None
+        self._language: str | None = None
+        self._cwd: str | None = None
+
+    @property
+    def context_id(self) -> str | None:
+        """The current context's id, or None before `create` or `get`."""
+        return self._context_id
+
+    def list(self) -> Any:
+        """List the sandbox's contexts."""
+        return self._send(endpoints.list_contexts())
+
+    async def list_async(self) -> Any:
+        """List the sandbox's contexts."""
+        return await self._send_async(endpoints.list_contexts())
+
+    def create(
+        self, language: CodeLanguage | str | None = CodeLanguage.PYTHON, cwd: str = "/home/user"
+    ) -> ContextOperations:
+        """Create a context and make it the current one; returns self for chaining and `with`."""
+        return self._remember(self._send(endpoints.create_context(language, cwd)))
+
+    async def create_async(
+        self, language: CodeLanguage | str | None = CodeLanguage.PYTHON, cwd: str = "/home/user"
+    ) -> ContextOperations:
+        """Create a context and make it the current one; returns self for chaining and `with`."""
+        return self._remember(await self._send_async(endpoints.create_context(language, cwd)))
+
+    def get(self, context_id: str | None = None) -> ContextOperations:
+        """Fetch a context (the current one by default) and make it current; returns self."""
+        return self._remember(self._send(endpoints.get_context(self._required_id(context_id))))
+
+    async def get_async(self, context_id: str | None = None) -> ContextOperations:
+        """Fetch a context (the current one by default) and make it current; returns self."""
+        call = endpoints.get_context(self._required_id(context_id))
+        return self._remember(await self._send_async(call))
+
+    def execute(
+        self,
+        code: str,
+        language: CodeLanguage | str | None = None,
+        context_id: str | None = None,
+        timeout: int | None = 30,
+    ) -> Any:
+        """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry."""
+        return self._send(self._execution(code, language, context_id, timeout))
+
+    async def execute_async(
+        self,
+        code: str,
+        language: CodeLanguage | str | None = None,
+        context_id: str | None = None,
+        timeout: int | None = 30,
+    ) -> Any:
+        """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry."""
+        return await self._send_async(self._execution(code, language, context_id, timeout))
+
+    def delete(self, context_id: str | None = None) -> Any:
+        """Delete a context (the current one by default)."""
+        context_id = self._required_id(context_id)
+        reply = self._send(endpoints.delete_context(context_id))
+        self._forget(context_id)
+        return reply
+
+    async def delete_async(self, context_id: str | None = None) -> Any:
+        """Delete a context (the current one by default)."""
+        context_id = self._required_id(context_id)
+        reply = await self._send_async(endpoints.delete_context(context_id))
+        self._forget(context_id)
+        return reply
+
+    def __enter__(self) -> ContextOperations:
+        self._required_id(None)
+        return self
+
+    def __exit__(self, exc_type: object, exc_value: BaseException | None, tb: object) -> None:
+        if self._context_id is not None:
+            with self._deleting_on_exit(exc_value):
+                self.delete()
+
+    async def __aenter__(self) -> ContextOperations:
+        self._required_id(None)
+        return self
+
+    async def __aexit__(
+        self, exc_type: object, exc_value: BaseException | None, tb: object
+    ) -> None:
+        if self._context_id is not None:
+            with self._deleting_on_exit(exc_value):
+                await self.delete_async()
+
+    def _execution(
+        self,
+        code: str,
+        language: CodeLanguage | str | None,
+        context_id: str | None,
+        timeout: int | None,
+    ) -> Call:
+        """Where code runs: the given context, else the current one, else a default context.
+
+        A language that differs from the current context's runs in that language's default
+        context; with no current context the language defaults to python.
+        """
+        same_language = language is None or endpoints.checked_language(language) == self._language
+        if context_id is None and self._context_id is not None and same_language:
+            context_id, language = self._context_id, None
+        if context_id is None and language is None:
+            language = CodeLanguage.PYTHON
+        return endpoints.execute(code, context_id, language, timeout)
+
+    def _remember(self, context: dict[str, Any]) -> ContextOperations:
+        self._context_id = context["id"]
+        self._language = context["language"]
+        self._cwd = context["cwd"]
+        return self
+
+    def _forget(self, context_id: str) -> None:
+        if context_id == self._context_id:
+            self._context_id = self._language = self._cwd = None
+
+    def _required_id(self, context_id: str | None) -> str:
+        context_id = context_id or self._context_id
+        if context_id is None:
+            raise ValueError(
+                "no context: pass context_id or create one first "
+                "(with sandbox.context.create() as context: ...)"
+            )
+        return context_id
+
+    @contextlib.contextmanager
+    def _deleting_on_exit(self, exc_value: BaseException | None) -> Iterator[None]:
+        """A context already gone is fine; another failure to delete it is raised, unless the
+        `with` block is already raising (then it is logged, so as not to hide that error)."""
+        context_id = self._context_id
+        try:
+            yield
+        except SandboxNotFoundError:
+            self._forget(context_id or "")
+        except SandboxError as error:
+            if exc_value is None:
+                raise
+            logger.warning("could not delete context %s: %s", context_id, error)

@@ -1,0 +1,287 @@
+"""Runs `Call`s over pooled httpx clients: one sync and one async sender sharing everything else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import secrets
+from collections.abc import Iterator
+from importlib import metadata
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from .auth import RamSignatureAuth
+from .endpoints import DEFAULT_READ_TIMEOUT, Call, Progress
+from .errors import (
+    SandboxConnectionError,
+    SandboxError,
+    SandboxTimeoutError,
+    error_from_response,
+)
+from .settings import ClientSettings
+
+CONNECT_TIMEOUT = 10.0
+WRITE_TIMEOUT = 60.0
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+class DataClient:
+    """Sends calls to one server; relative paths are resolved under `/sandboxes/{sandbox_id}`.
+
+    Each mode keeps one pooled, keep-alive httpx client, created on first use. The async
+    client belongs to the event loop that created it and is replaced on another loop.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        sandbox_id: str | None = None,
+        *,
+        auth: httpx.Auth | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sandbox_id = sandbox_id
+        if auth is None and settings.access_key is not None:
+            auth = RamSignatureAuth(settings.access_key)
+        self.auth = auth
+        self._headers = {"User-Agent": _user_agent()}
+        if settings.token:
+            self._headers["Authorization"] = f"Bearer {settings.token}"
+        self._client: httpx.Client | None = None
+        self._async_client: httpx.AsyncClient | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    def url(self, call: Call) -> str:
+        """The absolute URL of a call, without its query."""
+        if call.path.startswith("/"):
+            return self.settings.endpoint + call.path
+        if not self.sandbox_id:
+            raise SandboxError(f"{call.method} {call.path}: no sandbox to send it to")
+        base = f"{self.settings.endpoint}/sandboxes/{quote(self.sandbox_id, safe='')}"
+        return f"{base}/{call.path}" if call.path else base
+
+    def send(self, call: Call) -> Any:
+        """Run a call and return its decoded reply, blocking."""
+        client = self._sync_client()
+        with self._translated_failures(call), contextlib.ExitStack() as stack:
+            request = self._build(client, call, stack)
+            if call.download_to is None:
+                return _read_reply(call, client.send(request))
+            with _DownloadSink(call.download_to, call.progress) as sink:
+                response = client.send(request, stream=True)
+                try:
+                    if not response.is_success:
+                        response.read()
+                        raise error_from_response(response)
+                    sink.start(response)
+                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                        sink.write(chunk)
+                finally:
+                    response.close()
+                return sink.commit()
+
+    async def send_async(self, call: Call) -> Any:
+        """Run a call and return its decoded reply, without blocking the event loop on I/O."""
+        client = self._async_http_client()
+        with self._translated_failures(call), contextlib.ExitStack() as stack:
+            request = self._build(client, call, stack)
+            if call.download_to is None:
+                return _read_reply(call, await client.send(request))
+            with _DownloadSink(call.download_to, call.progress) as sink:
+                response = await client.send(request, stream=True)
+                try:
+                    if not response.is_success:
+                        await response.aread()
+                        raise error_from_response(response)
+                    sink.start(response)
+                    async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                        sink.write(chunk)
+                finally:
+                    await response.aclose()
+                return sink.commit()
+
+    def close(self) -> None:
+        """Close the sync connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close both connection pools (the async one only if it belongs to this event loop)."""
+        self.close()
+        client, self._async_client = self._async_client, None
+        if client is not None and self._async_loop is asyncio.get_running_loop():
+            await client.aclose()
+        self._async_loop = None
+
+    def _client_options(self) -> dict[str, Any]:
+        timeout = httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+        return {"auth": self.auth, "headers": self._headers, "timeout": timeout}
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(**self._client_options())
+        return self._client
+
+    def _async_http_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            self._async_client = httpx.AsyncClient(**self._client_options())
+            self._async_loop = loop
+        return self._async_client
+
+    def _build(
+        self, client: httpx.Client | httpx.AsyncClient, call: Call, stack: contextlib.ExitStack
+    ) -> httpx.Request:
+        """The request for a call; an upload's file is opened on `stack` and streamed from disk."""
+        options: dict[str, Any] = {}
+        if call.upload_from is None:
+            options["headers"] = {"Content-Type": "application/json"}
+            options["json"] = call.json
+        else:
+            file: Any = stack.enter_context(open(call.upload_from, "rb"))  # noqa: SIM115
+            if call.progress is not None:
+                file = _ProgressReader(file, call.progress)
+            options["files"] = {"file": (os.path.basename(call.upload_from), file)}
+            options["data"] = dict(call.form or {})
+        timeout = httpx.Timeout(
+            connect=CONNECT_TIMEOUT,
+            read=call.read_timeout,
+            write=WRITE_TIMEOUT,
+            pool=DEFAULT_READ_TIMEOUT,
+        )
+        return client.build_request(
+            call.method, self.url(call), params=call.params, timeout=timeout, **options
+        )
+
+    def _path(self, call: Call) -> str:
+        return urlsplit(self.url(call)).path
+
+    @contextlib.contextmanager
+    def _translated_failures(self, call: Call) -> Iterator[None]:
+        """Turn httpx's network errors into one-line sandbox errors that name the server."""
+        try:
+            yield
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            error_type = (
+                SandboxTimeoutError
+                if isinstance(error, httpx.TimeoutException)
+                else SandboxConnectionError
+            )
+            message = f"cannot reach the sandbox server at {self.settings.where}: {_reason(error)}"
+            raise error_type(message) from error
+        except httpx.TimeoutException as error:
+            raise SandboxTimeoutError(
+                f"{call.method} {self._path(call)}: no answer from the sandbox server at "
+                f"{self.settings.where} within {call.read_timeout:g} s ({_reason(error)})"
+            ) from error
+        except httpx.TransportError as error:
+            raise SandboxConnectionError(
+                f"{call.method} {self._path(call)}: connection to the sandbox server at "
+                f"{self.settings.where} failed: {_reason(error)}"
+            ) from error
+
+
+def _read_reply(call: Call, response: httpx.Response) -> Any:
+    """Decode a complete reply: an error raises, an empty body reads as `{}`."""
+    if not response.is_success:
+        raise error_from_response(response)
+    if not response.content:
+        return call.reply({})
+    try:
+        decoded = response.json()
+    except ValueError:
+        excerpt = " ".join(response.text.split())[:200]
+        raise SandboxError(
+            f"{call.method} {response.request.url.path}: the reply is not JSON: {excerpt!r}",
+            status=response.status_code,
+        ) from None
+    return call.reply(decoded)
+
+
+def _reason(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+@functools.cache
+def _user_agent() -> str:
+    try:
+        return f"sandbox-kernel/{metadata.version('sandbox-kernel')}"
+    except metadata.PackageNotFoundError:
+        return "sandbox-kernel"
+
+
+class _ProgressReader:
+    """A binary file that reports, as httpx reads it in chunks, how much has been read."""
+
+    def __init__(self, file: BinaryIO, progress: Progress) -> None:
+        self._file = file
+        self._progress = progress
+        self._total = os.fstat(file.fileno()).st_size
+        progress(0, self._total)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        if chunk:
+            self._progress(self._file.tell(), self._total)
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+
+class _DownloadSink:
+    """Writes a download to a hidden file beside `save_path`, renamed into place when complete.
+
+    Leaving the `with` block without `commit()` removes the partial file.
+    """
+
+    def __init__(self, save_path: str, progress: Progress | None) -> None:
+        self._save_path = save_path
+        self._progress = progress
+        directory, name = os.path.split(os.path.abspath(save_path))
+        self._partial_path = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.part")
+        self._size = 0
+        self._total: int | None = None
+        self._committed = False
+
+    def __enter__(self) -> _DownloadSink:
+        self._file = open(self._partial_path, "xb")
+        return self
+
+    def start(self, response: httpx.Response) -> None:
+        """Note the expected size (unknown when the body is compressed or chunked)."""
+        length = response.headers.get("Content-Length")
+        if length and length.isdigit() and "Content-Encoding" not in response.headers:
+            self._total = int(length)
+        if self._progress is not None:
+            self._progress(0, self._total)
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._size += len(chunk)
+        if self._progress is not None:
+            self._progress(self._size, self._total)
+
+    def commit(self) -> dict[str, Any]:
+        """Move the complete file into place and report it as the seed API does."""
+        self._file.close()
+        os.replace(self._partial_path, self._save_path)
+        self._committed = True
+        return {"saved_path": self._save_path, "size": self._size}
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._committed:
+            self._file.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._partial_path)

@@ -1,0 +1,132 @@
+"""The embedded default: start a local sandbox server in the background, or reuse this user's.
+
+The running server is recorded in a state file (url, token, pid; mode 0600) under the user's
+runtime directory. A lock file keeps two kernels starting at once from starting two servers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+from platformdirs import user_runtime_dir
+
+START_TIMEOUT_SECONDS = 30.0
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be started."""
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """Where the embedded server listens and the token it wants."""
+
+    url: str
+    token: str
+    pid: int
+
+
+def runtime_dir() -> Path:
+    override = os.environ.get("SANDBOX_KERNEL_RUNTIME_DIR")
+    return Path(override) if override else Path(user_runtime_dir("sandbox-kernel"))
+
+
+def state_file() -> Path:
+    return runtime_dir() / "server.json"
+
+
+def read_state() -> LocalServer | None:
+    """The recorded server, if the record exists and that server answers."""
+    try:
+        state = json.loads(state_file().read_text())
+        server = LocalServer(state["url"], state["token"], int(state["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return server if is_alive(server) else None
+
+
+def is_alive(server: LocalServer) -> bool:
+    if not psutil.pid_exists(server.pid):
+        return False
+    try:
+        reply = httpx.get(
+            f"{server.url}/health",
+            headers={"Authorization": f"Bearer {server.token}"},
+            timeout=2.0,
+        )
+    except httpx.HTTPError:
+        return False
+    return reply.status_code == 200 and reply.json().get("pid") == server.pid
+
+
+def ensure_server() -> LocalServer:
+    """Return this user's running embedded server, starting one if there is none."""
+    server = read_state()
+    if server is not None:
+        return server
+    directory = runtime_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / "server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = read_state()
+        if server is not None:
+            return server
+        return start_server(directory)
+
+
+def start_server(directory: Path) -> LocalServer:
+    """Start `sandbox-kernel serve` detached from the caller and wait until it is ready."""
+    log_path = directory / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "sandbox_kernel.cli",
+        "serve",
+        "--port",
+        "0",
+        "--state-file",
+        str(state_file()),
+    ]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=environment,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        server = read_state()
+        if server is not None and server.pid == process.pid:
+            return server
+        if process.poll() is not None:
+            raise EmbeddedServerError(
+                f"the embedded sandbox server exited with code {process.returncode}; see {log_path}"
+            )
+        time.sleep(0.05)
+    process.kill()
+    raise EmbeddedServerError(
+        f"the embedded sandbox server did not start within {START_TIMEOUT_SECONDS:.0f} s; "
+        f"see {log_path}"
+    )
+
+
+def stop_server() -> bool:
+    """Stop this user's embedded server if one runs; True when one was stopped."""
+    server = read_state()
+    if server is None:
+        return False
+    psutil.Process(server.pid).terminate()
+    return True

@@ -1,0 +1,395 @@
+"""The HTTP routes of the embedded server: thin translations onto the sandbox services."""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from .errors import ApiError, InvalidRequest, PayloadTooLarge, Unauthorized, code_for_status
+from .paths import HOME, normalize
+from .sandboxes import Sandbox, SandboxRegistry
+from .uploads import UploadReceiver
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-acs-request-id"
+DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+@dataclass
+class ServerSettings:
+    """What one server instance serves and how."""
+
+    root: Path
+    token: str
+    isolation: str = "none"
+    max_upload_bytes: int = DEFAULT_UPLOAD_LIMIT
+    extensions: list[str] = field(default_factory=list)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, echoed in `x-acs-request-id` and in error bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        _request_id.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    body = {"code": code, "message": message, "requestId": _request_id.get()}
+    return JSONResponse(body, status_code=status)
+
+
+def describe_validation_error(error: RequestValidationError) -> str:
+    """One line naming the first bad field of a request."""
+    first = error.errors()[0]
+    kind = first.get("type", "")
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    name = ".".join(location) or "body"
+    if kind == "json_invalid":
+        return "request body is not valid JSON"
+    if kind == "missing":
+        return f"field '{name}' is required"
+    if name == "body" and kind in ("model_attributes_type", "dict_type"):
+        return "request body must be a JSON object"
+    return f"field '{name}': {first.get('msg', 'is invalid')}"
+
+
+# ---- request bodies (extra fields are accepted and ignored, as clients of the cloud send them)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class CreateSandbox(Body):
+    template_name: str = Field(alias="templateName", min_length=1)
+    idle_timeout: int | None = Field(default=600, alias="sandboxIdleTimeoutSeconds")
+    sandbox_id: str | None = Field(default=None, alias="sandboxId")
+
+
+class CreateContext(Body):
+    language: str = "python"
+    cwd: str = HOME
+
+
+class Execute(Body):
+    code: str
+    context_id: str | None = Field(default=None, alias="contextId")
+    language: str | None = None
+    timeout: float | None = 30
+
+
+class WriteFile(Body):
+    path: str
+    content: str
+    mode: str | None = "644"
+    encoding: str | None = "utf-8"
+    create_dir: bool = Field(default=True, alias="createDir")
+
+
+class MakeDirectory(Body):
+    path: str
+    parents: bool = True
+    mode: str | None = "0755"
+
+
+class Move(Body):
+    source: str
+    destination: str
+
+
+class Remove(Body):
+    path: str
+
+
+class Command(Body):
+    command: str
+    cwd: str = HOME
+    timeout: float | None = 30
+
+
+class OctetStreamFile(FileResponse):
+    chunk_size = 1024 * 1024
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """Build the ASGI app serving the sandboxes under `settings.root`."""
+    registry = SandboxRegistry(settings.root)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await registry.shutdown()
+
+    def require_token(request: Request) -> None:
+        supplied = request.headers.get("authorization", "")
+        if supplied.lower().startswith("bearer "):
+            supplied = supplied[7:].strip()
+        else:
+            supplied = request.headers.get("x-api-key", "")
+        if not hmac.compare_digest(supplied.encode(), settings.token.encode()):
+            raise Unauthorized("missing or wrong token (send 'Authorization: Bearer TOKEN')")
+
+    def sandbox_of(sandbox_id: str) -> Sandbox:
+        sandbox = registry.get(sandbox_id)
+        sandbox.touch()
+        return sandbox
+
+    def running_sandbox(sandbox_id: str) -> Sandbox:
+        sandbox = sandbox_of(sandbox_id)
+        sandbox.require_running()
+        return sandbox
+
+    app = FastAPI(
+        title="sandbox-kernel embedded sandbox server",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(require_token)],
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.state.registry = registry
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = error.detail if isinstance(error.detail, str) else "request failed"
+        if error.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}"
+        return error_response(error.status_code, code_for_status(error.status_code), message)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "INTERNAL_ERROR", f"{type(error).__name__}: {error}")
+
+    def success(sandbox: Sandbox) -> dict[str, Any]:
+        record = sandbox.describe()
+        return {
+            "code": "SUCCESS",
+            "requestId": _request_id.get(),
+            "sandboxId": record["sandboxId"],
+            "status": record["status"],
+            "data": record,
+        }
+
+    # ---- server and sandboxes
+
+    @app.get("/health")
+    async def server_health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "server": "sandbox-kernel",
+            "version": __version__,
+            "pid": os.getpid(),
+            "isolation": settings.isolation,
+            "sandboxes": len(registry.sandboxes),
+        }
+
+    @app.post("/sandboxes")
+    async def create_sandbox(body: CreateSandbox) -> dict[str, Any]:
+        sandbox = registry.create(body.template_name, body.idle_timeout, body.sandbox_id)
+        return success(sandbox)
+
+    @app.get("/sandboxes/{sandbox_id}")
+    async def get_sandbox(sandbox_id: str) -> dict[str, Any]:
+        return success(sandbox_of(sandbox_id))
+
+    @app.delete("/sandboxes/{sandbox_id}")
+    async def delete_sandbox(sandbox_id: str) -> dict[str, Any]:
+        return success(await registry.delete(sandbox_id))
+
+    @app.post("/sandboxes/{sandbox_id}/stop")
+    async def stop_sandbox(sandbox_id: str) -> dict[str, Any]:
+        sandbox = sandbox_of(sandbox_id)
+        if sandbox.running:
+            await sandbox.stop()
+        return success(sandbox)
+
+    @app.get("/sandboxes/{sandbox_id}/health")
+    async def sandbox_health(sandbox_id: str) -> dict[str, Any]:
+        sandbox = sandbox_of(sandbox_id)
+        return {
+            "status": "ok" if sandbox.running else sandbox.record["status"].lower(),
+            "server": "sandbox-kernel",
+            "version": __version__,
+            "isolation": settings.isolation,
+            "extensions": list(settings.extensions),
+            "languages": sandbox.contexts.specs.available(),
+        }
+
+    # ---- contexts
+
+    @app.post("/sandboxes/{sandbox_id}/contexts")
+    async def create_context(sandbox_id: str, body: CreateContext) -> dict[str, Any]:
+        context = await running_sandbox(sandbox_id).contexts.create(body.language, body.cwd)
+        return context.describe()
+
+    @app.get("/sandboxes/{sandbox_id}/contexts")
+    async def list_contexts(sandbox_id: str) -> list[dict[str, Any]]:
+        pool = sandbox_of(sandbox_id).contexts
+        return [context.describe() for context in pool.contexts.values()]
+
+    @app.get("/sandboxes/{sandbox_id}/contexts/{context_id}")
+    async def get_context(sandbox_id: str, context_id: str) -> dict[str, Any]:
+        return sandbox_of(sandbox_id).contexts.get(context_id).describe()
+
+    @app.delete("/sandboxes/{sandbox_id}/contexts/{context_id}")
+    async def delete_context(sandbox_id: str, context_id: str) -> dict[str, Any]:
+        await sandbox_of(sandbox_id).contexts.delete(context_id)
+        return {"id": context_id, "deleted": True}
+
+    async def run_code(sandbox: Sandbox, body: Execute, context_id: str | None) -> dict[str, Any]:
+        if body.timeout is not None and body.timeout <= 0:
+            raise InvalidRequest("field 'timeout' must be a positive number of seconds")
+        if context_id is not None:
+            context = sandbox.contexts.get(context_id)
+            if body.language is not None and body.language != context.language:
+                raise InvalidRequest(
+                    f"context {context_id} runs {context.language}, not {body.language}; "
+                    "give either contextId or language"
+                )
+        else:
+            context = await sandbox.contexts.default(body.language or "python")
+        results = [entry async for entry in context.execute(body.code, body.timeout)]
+        return {"contextId": context.id, "results": results}
+
+    @app.post("/sandboxes/{sandbox_id}/contexts/execute")
+    async def execute(sandbox_id: str, body: Execute) -> dict[str, Any]:
+        return await run_code(running_sandbox(sandbox_id), body, body.context_id)
+
+    @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/execute")
+    async def execute_in(sandbox_id: str, context_id: str, body: Execute) -> dict[str, Any]:
+        return await run_code(running_sandbox(sandbox_id), body, context_id)
+
+    # ---- files and filesystem (sync routes: they run in the thread pool, off the event loop)
+
+    @app.get("/sandboxes/{sandbox_id}/files")
+    def read_file(sandbox_id: str, path: str) -> dict[str, Any]:
+        return sandbox_of(sandbox_id).files.read(path)
+
+    @app.post("/sandboxes/{sandbox_id}/files")
+    def write_file(sandbox_id: str, body: WriteFile) -> dict[str, Any]:
+        files = running_sandbox(sandbox_id).files
+        return files.write(body.path, body.content, body.mode, body.encoding, body.create_dir)
+
+    @app.get("/sandboxes/{sandbox_id}/filesystem")
+    def list_directory(
+        sandbox_id: str, path: str | None = None, depth: int | None = None
+    ) -> dict[str, Any]:
+        listing = sandbox_of(sandbox_id).files.list(path, depth)
+        return {**listing, "data": dict(listing)}
+
+    @app.get("/sandboxes/{sandbox_id}/filesystem/stat")
+    def stat(sandbox_id: str, path: str) -> dict[str, Any]:
+        return sandbox_of(sandbox_id).files.stat(path)
+
+    @app.get("/sandboxes/{sandbox_id}/filesystem/download")
+    def download(sandbox_id: str, path: str) -> FileResponse:
+        host = sandbox_of(sandbox_id).files.download_path(path)
+        return OctetStreamFile(
+            host, media_type="application/octet-stream", filename=Path(normalize(path)).name
+        )
+
+    @app.post("/sandboxes/{sandbox_id}/filesystem/upload")
+    async def upload(sandbox_id: str, request: Request) -> dict[str, Any]:
+        sandbox = running_sandbox(sandbox_id)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 2**20:
+            raise PayloadTooLarge(
+                f"upload is larger than the limit of {settings.max_upload_bytes // 2**20} MiB"
+            )
+        receiver = UploadReceiver(
+            request.headers.get("content-type", ""),
+            sandbox.directory / "staging",
+            settings.max_upload_bytes,
+        )
+        try:
+            await receiver.receive(request.stream())
+            target = sandbox.files.upload_target(receiver.fields["path"])
+            os.chmod(receiver.staged, 0o644)
+            os.replace(receiver.staged, target)
+        finally:
+            receiver.discard()
+        return {"path": normalize(receiver.fields["path"]), "size": receiver.file_size}
+
+    @app.post("/sandboxes/{sandbox_id}/filesystem/mkdir")
+    def make_directory(sandbox_id: str, body: MakeDirectory) -> dict[str, Any]:
+        return running_sandbox(sandbox_id).files.mkdir(body.path, body.parents, body.mode)
+
+    @app.post("/sandboxes/{sandbox_id}/filesystem/move")
+    def move(sandbox_id: str, body: Move) -> dict[str, Any]:
+        return running_sandbox(sandbox_id).files.move(body.source, body.destination)
+
+    @app.post("/sandboxes/{sandbox_id}/filesystem/remove")
+    def remove(sandbox_id: str, body: Remove) -> dict[str, Any]:
+        return running_sandbox(sandbox_id).files.remove(body.path)
+
+    # ---- processes
+
+    @app.post("/sandboxes/{sandbox_id}/processes/cmd")
+    async def run_command(sandbox_id: str, body: Command) -> dict[str, Any]:
+        sandbox = running_sandbox(sandbox_id)
+        if body.timeout is not None and body.timeout <= 0:
+            raise InvalidRequest("field 'timeout' must be a positive number of seconds")
+        shown_cwd = normalize(body.cwd)
+        host_cwd = sandbox.files.paths.host(shown_cwd)
+        if not host_cwd.is_dir():
+            raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
+        return await sandbox.processes.run(body.command, host_cwd, shown_cwd, body.timeout)
+
+    @app.get("/sandboxes/{sandbox_id}/processes")
+    def list_processes(sandbox_id: str) -> list[dict[str, Any]]:
+        return sandbox_of(sandbox_id).processes.list()
+
+    @app.get("/sandboxes/{sandbox_id}/processes/{pid}")
+    def get_process(sandbox_id: str, pid: str) -> dict[str, Any]:
+        return sandbox_of(sandbox_id).processes.get(pid)
+
+    @app.delete("/sandboxes/{sandbox_id}/processes/{pid}")
+    async def kill_process(sandbox_id: str, pid: str) -> dict[str, Any]:
+        return await sandbox_of(sandbox_id).processes.kill(pid)
+
+    return app

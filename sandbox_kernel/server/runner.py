@@ -1,0 +1,83 @@
+"""Run the embedded server under uvicorn and announce where it listens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import ServerSettings, create_app
+
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket with TCP_NODELAY set, so small replies are not held back."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def write_state(path: Path, state: dict) -> None:
+    """Write the state file atomically and readable only by this user (it holds the token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".tmp")
+    descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(state, handle)
+    staged.replace(path)
+
+
+async def serve(
+    settings: ServerSettings, host: str, port: int, state_file: Path | None = None
+) -> None:
+    """Serve until stopped; print `{"url", "token"}` on stdout once ready."""
+    sock = bind(host, port)
+    url = url_of(sock)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        ws="none",
+    )
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.01)
+        if state_file is not None:
+            write_state(state_file, {"url": url, "token": settings.token, "pid": os.getpid()})
+        sys.stdout.write(json.dumps({"url": url, "token": settings.token}) + "\n")
+        sys.stdout.flush()
+        log.info("serving %s on %s (isolation: %s)", settings.root, url, settings.isolation)
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+        if state_file is not None:
+            try:
+                if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                    state_file.unlink()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,149 @@
+"""The sandboxes of one server: each a root directory, its contexts and its processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .contexts import ContextPool
+from .errors import Conflict, InvalidRequest, NotFound
+from .files import FileStore
+from .paths import HOME
+from .processes import ProcessTable
+
+log = logging.getLogger(__name__)
+
+SANDBOX_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SKELETON = ("home/user", "tmp")
+# Variables of the server's own environment that sandbox code must never see.
+PRIVATE_VARIABLES = ("SANDBOX_KERNEL_TOKEN", "JPY_SESSION_NAME")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class Sandbox:
+    """One sandbox: `fs/` is its `/`, `staging/` holds uploads in flight, `sandbox.json` its
+    record."""
+
+    def __init__(self, directory: Path, record: dict[str, Any]) -> None:
+        self.directory = directory
+        self.record = record
+        self.id: str = record["sandboxId"]
+        root = directory / "fs"
+        for relative in SKELETON:
+            (root / relative).mkdir(parents=True, exist_ok=True)
+        self.files = FileStore(root, directory / "staging")
+        environment = {
+            key: value for key, value in os.environ.items() if key not in PRIVATE_VARIABLES
+        }
+        environment["HOME"] = str(root / HOME.lstrip("/"))
+        self.processes = ProcessTable(self.id, environment)
+        self.contexts = ContextPool(self.files.paths, self.processes.environment)
+
+    @property
+    def running(self) -> bool:
+        return self.record["status"] == "READY"
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.record)
+
+    def save(self) -> None:
+        staged = self.directory / "sandbox.json.tmp"
+        staged.write_text(json.dumps(self.record, indent=1))
+        staged.replace(self.directory / "sandbox.json")
+
+    def touch(self) -> None:
+        self.record["lastUpdatedAt"] = _now()
+
+    def require_running(self) -> None:
+        if not self.running:
+            raise Conflict(f"sandbox {self.id} is {self.record['status']}; create a new one")
+
+    async def stop(self) -> None:
+        await self.contexts.shutdown_all()
+        self.processes.kill_all()
+        self.record.update(status="TERMINATED", endedAt=_now(), lastUpdatedAt=_now())
+        self.save()
+
+
+class SandboxRegistry:
+    """Creates, finds, stops and deletes sandboxes under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.sandboxes: dict[str, Sandbox] = {}
+        self._load()
+
+    def _load(self) -> None:
+        """Bring back the sandboxes of an earlier run: their files survive, interpreters do not."""
+        for record_file in sorted(self.root.glob("*/sandbox.json")):
+            try:
+                record = json.loads(record_file.read_text())
+                sandbox = Sandbox(record_file.parent, record)
+            except (OSError, ValueError, KeyError) as error:
+                log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
+                continue
+            self.sandboxes[sandbox.id] = sandbox
+
+    def create(
+        self, template_name: str, idle_timeout: int | None, sandbox_id: str | None
+    ) -> Sandbox:
+        if sandbox_id is None:
+            sandbox_id = f"sbx-{uuid.uuid4().hex[:16]}"
+        elif not SANDBOX_ID_PATTERN.match(sandbox_id):
+            raise InvalidRequest(
+                "sandboxId may hold only letters, digits, '.', '_' and '-' (at most 128)"
+            )
+        if sandbox_id in self.sandboxes:
+            raise Conflict(f"sandbox {sandbox_id} already exists")
+        now = _now()
+        record = {
+            "sandboxId": sandbox_id,
+            "templateName": template_name,
+            "templateType": "CodeInterpreter",
+            "status": "READY",
+            "sandboxIdleTimeoutSeconds": idle_timeout,
+            "createdAt": now,
+            "lastUpdatedAt": now,
+            "endedAt": None,
+            "metadata": {},
+        }
+        directory = self.root / sandbox_id
+        directory.mkdir(parents=True)
+        sandbox = Sandbox(directory, record)
+        sandbox.save()
+        self.sandboxes[sandbox_id] = sandbox
+        log.info("sandbox %s created from template %s", sandbox_id, template_name)
+        return sandbox
+
+    def get(self, sandbox_id: str) -> Sandbox:
+        try:
+            return self.sandboxes[sandbox_id]
+        except KeyError:
+            raise NotFound(f"no sandbox {sandbox_id!r}") from None
+
+    async def delete(self, sandbox_id: str) -> Sandbox:
+        sandbox = self.get(sandbox_id)
+        if sandbox.running:
+            await sandbox.stop()
+        del self.sandboxes[sandbox_id]
+        await asyncio.to_thread(shutil.rmtree, sandbox.directory, True)
+        log.info("sandbox %s deleted", sandbox_id)
+        return sandbox
+
+    async def shutdown(self) -> None:
+        """Free every interpreter and process; the files stay for the next run."""
+        for sandbox in self.sandboxes.values():
+            await sandbox.contexts.shutdown_all()
+            sandbox.processes.kill_all()

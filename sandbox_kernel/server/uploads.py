@@ -1,0 +1,109 @@
+"""Stream a multipart upload (part `file`, field `path`) to disk under a size limit."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from .errors import InvalidRequest, PayloadTooLarge
+
+FIELD_LIMIT = 64 * 1024
+
+
+class UploadReceiver:
+    """Feeds request chunks to a streaming parser; file bytes go straight to a temporary file."""
+
+    def __init__(self, content_type: str, staging: Path, limit: int) -> None:
+        kind, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise InvalidRequest("upload must be multipart/form-data with a boundary")
+        self.limit = limit
+        self.fields: dict[str, str] = {}
+        self.file_size = 0
+        self.file_seen = False
+        staging.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=staging, prefix="upload-")
+        self.staged = Path(name)
+        self._file = os.fdopen(descriptor, "wb")
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._part_name: str | None = None
+        self._part_is_file = False
+        self._field_value = bytearray()
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": lambda data, start, end: self._header_field.extend(
+                    data[start:end]
+                ),
+                "on_header_value": lambda data, start, end: self._header_value.extend(
+                    data[start:end]
+                ),
+                "on_header_end": self._on_header_end,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+            },
+        )
+
+    async def receive(self, chunks: AsyncIterator[bytes]) -> None:
+        """Consume the whole body; raises PayloadTooLarge as soon as the file passes the limit."""
+        try:
+            async for chunk in chunks:
+                self._parser.write(chunk)
+            self._parser.finalize()
+        except (PayloadTooLarge, InvalidRequest):
+            raise
+        except Exception as error:
+            raise InvalidRequest(f"malformed multipart body: {error}") from None
+        finally:
+            self._file.close()
+        if not self.file_seen:
+            raise InvalidRequest("upload has no 'file' part")
+        if not self.fields.get("path"):
+            raise InvalidRequest("upload has no 'path' field naming the target file")
+
+    def discard(self) -> None:
+        self._file.close()
+        self.staged.unlink(missing_ok=True)
+
+    def _on_part_begin(self) -> None:
+        self._part_name, self._part_is_file = None, False
+        self._field_value.clear()
+
+    def _on_header_end(self) -> None:
+        field = bytes(self._header_field).lower()
+        value = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+        if field != b"content-disposition":
+            return
+        _, options = parse_options_header(value)
+        self._part_name = options.get(b"name", b"").decode("utf-8", "replace")
+        self._part_is_file = self._part_name == "file"
+        if self._part_is_file:
+            if self.file_seen:
+                raise InvalidRequest("upload has more than one 'file' part")
+            self.file_seen = True
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part_is_file:
+            self.file_size += end - start
+            if self.file_size > self.limit:
+                raise PayloadTooLarge(
+                    f"upload is larger than the limit of {self.limit // 2**20} MiB"
+                )
+            self._file.write(data[start:end])
+        else:
+            self._field_value.extend(data[start:end])
+            if len(self._field_value) > FIELD_LIMIT:
+                raise InvalidRequest("a form field is larger than 64 KiB")
+
+    def _on_part_end(self) -> None:
+        if self._part_name and not self._part_is_file:
+            self.fields[self._part_name] = self._field_value.decode("utf-8", "replace")
