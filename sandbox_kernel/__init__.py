@@ -10,3 +10,10 @@ except PackageNotFoundError:
 from .client import CodeInterpreterSandbox, SandboxError, SandboxNotFoundError
 
 __all__ = ["CodeInterpreterSandbox", "SandboxError", "SandboxNotFoundError", "__version__"]
+
+
+def load_ipython_extension(shell: object) -> None:
+    """`%load_ext sandbox_kernel` adds the `%sbx` magics to any IPython kernel."""
+    from magics import load_ipython_extension as load
+
+    load(shell)

@@ -52,7 +52,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--state-file", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+
+    install = commands.add_parser(
+        "install",
+        help="install the Jupyter kernelspec",
+        description="Install the 'Python 3 (Sandbox)' kernelspec for this Python. Use --env to "
+        "bake settings into it, e.g. --env SANDBOX_KERNEL_ENDPOINT=https://...",
+    )
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for the current user")
+    where.add_argument(
+        "--sys-prefix",
+        action="store_true",
+        help=f"install into this Python's prefix ({sys.prefix})",
+    )
+    where.add_argument("--prefix", help="install under PREFIX/share/jupyter/kernels")
+    install.add_argument("--name", default="sandbox", help="kernel name (default: %(default)s)")
+    install.add_argument(
+        "--display-name", default="Python 3 (Sandbox)", help="name shown in Jupyter's launcher"
+    )
+    install.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the kernel (repeatable)",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the quickstart notebook on the sandbox kernel",
+        description="Execute a notebook on the sandbox kernel (default: the embedded server) "
+        "and print its outputs.",
+    )
+    demo.add_argument(
+        "notebook",
+        nargs="?",
+        type=Path,
+        default=Path("notebooks/quickstart.ipynb"),
+        help="notebook to run (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("build/demo"),
+        help="where to write the executed notebook (default: %(default)s)",
+    )
+    demo.add_argument("--kernel", default="sandbox", help="kernel name (default: %(default)s)")
     return parser
+
+
+def run_install(parser: argparse.ArgumentParser, options: argparse.Namespace) -> int:
+    from .kernelspec import install
+
+    env = {}
+    for item in options.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--env expects KEY=VALUE, got {item!r}")
+        env[key] = value
+    prefix = sys.prefix if options.sys_prefix else options.prefix
+    try:
+        path = install(
+            user=options.user or prefix is None,
+            prefix=prefix,
+            name=options.name,
+            display_name=options.display_name,
+            env=env,
+        )
+    except (OSError, ValueError) as error:
+        print(f"sandbox-kernel install: {error}", file=sys.stderr)
+        return 1
+    print(f"Installed kernelspec {options.name} in {path}")
+    return 0
 
 
 def run_serve(options: argparse.Namespace) -> int:
@@ -85,9 +157,16 @@ def run_serve(options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+    parser = build_parser()
+    options = parser.parse_args(argv)
     if options.command == "serve":
         return run_serve(options)
+    if options.command == "install":
+        return run_install(parser, options)
+    if options.command == "demo":
+        from .demo import run
+
+        return run(options.notebook, options.output_dir, options.kernel)
     return 2
 
 

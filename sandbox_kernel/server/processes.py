@@ -24,6 +24,7 @@ from .errors import InvalidRequest, NotFound
 
 MARKER = "SANDBOX_KERNEL_SANDBOX_ID"
 KILL_GRACE_SECONDS = 2.0
+EXIT_POLL_SECONDS = 0.02
 
 
 def _describe(process: psutil.Process) -> dict[str, Any]:
@@ -38,6 +39,24 @@ def _describe(process: psutil.Process) -> dict[str, Any]:
             "cpuPercent": process.cpu_percent(interval=None),
             "memoryRss": process.memory_info().rss,
         }
+
+
+async def _exited(process: psutil.Process, timeout: float) -> bool:
+    """Wait up to `timeout` s for `process` to exit; an unreaped zombie counts as exited.
+
+    An orphan whose new parent never reaps it (a container's init, say) stays a zombie, so
+    waiting for its pid to vanish would always take the whole grace period.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(EXIT_POLL_SECONDS)
 
 
 def _read_all(handle: BinaryIO) -> str:
@@ -94,9 +113,8 @@ class ProcessTable:
         process = self.find(pid)
         with contextlib.suppress(psutil.Error):
             process.terminate()
-            _, alive = await asyncio.to_thread(psutil.wait_procs, [process], KILL_GRACE_SECONDS)
-            for survivor in alive:
-                survivor.kill()
+            if not await _exited(process, KILL_GRACE_SECONDS):
+                process.kill()
         return {"pid": process.pid, "killed": True}
 
     def kill_all(self) -> None:

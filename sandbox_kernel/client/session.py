@@ -1,0 +1,116 @@
+"""A sandbox plus one context in it: what the kernel (and the magics) talk to."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from .errors import SandboxError
+from .operations import ContextOperations
+from .sandbox import CodeInterpreterSandbox
+
+log = logging.getLogger(__name__)
+
+
+class SandboxSession:
+    """Opens (creates or joins) a sandbox and a context; closes them in the right order.
+
+    A sandbox this session created is deleted on close unless `keep_sandbox`; a sandbox it
+    joined by id is left running.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        template: str = "default",
+        sandbox_id: str | None = None,
+        keep_sandbox: bool = False,
+        language: str = "python",
+    ) -> None:
+        self.endpoint = endpoint
+        self.token = token
+        self.template = template
+        self.sandbox_id = sandbox_id
+        self.keep_sandbox = keep_sandbox
+        self.language = language
+        self.sandbox: CodeInterpreterSandbox | None = None
+        self.context: ContextOperations | None = None
+        self.health: dict[str, Any] = {}
+        self.created_sandbox = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.context is not None and self.context.context_id is not None
+
+    @property
+    def context_id(self) -> str | None:
+        return None if self.context is None else self.context.context_id
+
+    @property
+    def isolation(self) -> str:
+        return str(self.health.get("isolation", "unknown (not reported by the server)"))
+
+    @property
+    def is_embedded_server(self) -> bool:
+        """True for our own server, which runs cells with no time cap."""
+        return self.health.get("server") == "sandbox-kernel"
+
+    async def open_async(self) -> None:
+        """Create or join the sandbox, read its health, create the context."""
+        if self.sandbox is None:
+            if self.sandbox_id:
+                self.sandbox = await CodeInterpreterSandbox.connect_async(
+                    self.sandbox_id, self.endpoint, self.token
+                )
+            else:
+                self.sandbox = await CodeInterpreterSandbox.create_async(
+                    self.template, self.endpoint, self.token
+                )
+                self.created_sandbox = True
+            self.sandbox_id = self.sandbox.sandbox_id
+        health = await self.sandbox.check_health_async()
+        self.health = health if isinstance(health, dict) else {}
+        self.context = await self.sandbox.context.create_async(language=self.language)
+        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    async def renew_context_async(self) -> None:
+        """Replace the context with a fresh one (restart): the old one is deleted."""
+        if self.sandbox is None:
+            await self.open_async()
+            return
+        await self._delete_context()
+        self.context = await self.sandbox.context.create_async(language=self.language)
+
+    async def close_async(self, *, keep_sandbox: bool | None = None) -> None:
+        """Delete the context, and the sandbox too when this session created it."""
+        keep = self.keep_sandbox if keep_sandbox is None else keep_sandbox
+        if self.sandbox is None:
+            return
+        await self._delete_context()
+        if self.created_sandbox and not keep:
+            with contextlib.suppress(SandboxError):
+                await self.sandbox.delete_async()
+        await self.sandbox.aclose()
+        self.sandbox = None
+
+    async def _delete_context(self) -> None:
+        if self.context is not None and self.context.context_id is not None:
+            try:
+                await self.context.delete_async()
+            except SandboxError as error:
+                log.warning("could not delete context: %s", error)
+        self.context = None
+
+    def describe(self) -> dict[str, Any]:
+        """Where cells run, for banners and `%sbx status`."""
+        endpoint = self.sandbox.endpoint if self.sandbox is not None else self.endpoint
+        return {
+            "endpoint": endpoint or "the embedded local server",
+            "sandbox_id": self.sandbox_id,
+            "context_id": self.context_id,
+            "isolation": self.isolation,
+            "server": self.health.get("server", "AgentRun"),
+            "created_sandbox": self.created_sandbox,
+        }

@@ -1,0 +1,279 @@
+"""SandboxKernel: an IPython kernel whose ordinary cells run in a sandbox context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ipykernel.ipkernel import IPythonKernel
+from traitlets import Bool, Float, Unicode
+
+from .. import __version__
+from ..client import SandboxError
+from ..client.session import SandboxSession
+from .outputs import error_content, message_for
+from .routing import MixedCellError, Route, route
+
+log = logging.getLogger(__name__)
+
+CLOUD_TIMEOUT = 30.0
+EMBEDDED_TIMEOUT = 24 * 3600.0
+
+
+class SandboxKernel(IPythonKernel):
+    """Forwards every ordinary cell to `context.execute`; `%sbx` cells run here, locally."""
+
+    implementation = "sandbox-kernel"
+    implementation_version = __version__
+
+    endpoint = Unicode(
+        None, allow_none=True, help="Sandbox server URL (default: environment, else embedded)."
+    ).tag(config=True)
+    token = Unicode(None, allow_none=True, help="Token for the sandbox server.").tag(config=True)
+    template = Unicode("default", help="Template of the sandbox this kernel creates.").tag(
+        config=True
+    )
+    sandbox_id = Unicode(
+        None, allow_none=True, help="Join this existing sandbox instead of creating one."
+    ).tag(config=True)
+    timeout = Float(
+        None,
+        allow_none=True,
+        help="Seconds one cell may run in the sandbox (default: 30 on the cloud, "
+        "no practical limit on the embedded server).",
+    ).tag(config=True)
+    keep_sandbox = Bool(
+        False, help="Leave the sandbox this kernel created running when the kernel shuts down."
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.remote = SandboxSession(
+            endpoint=self.endpoint,
+            token=self.token,
+            template=self.template,
+            sandbox_id=self.sandbox_id,
+            keep_sandbox=self.keep_sandbox,
+        )
+        self._restart_record = _restart_record_path(getattr(self.parent, "connection_file", ""))
+        self._resume_after_restart()
+        self._opening: asyncio.Future | None = None
+        self._main_loop: asyncio.AbstractEventLoop | None = None
+        if self.shell is not None:
+            self.shell.configurables.append(self)
+            self.shell.extension_manager.load_extension("magics")
+            self.shell.magics_manager.registry["SbxMagics"].session = self.remote
+
+    # ---- start-up: open the sandbox in the background, the first cell waits for it
+
+    def start(self) -> None:
+        super().start()
+        self._main_loop = self.io_loop.asyncio_loop
+        self._opening = asyncio.ensure_future(self._open(), loop=self._main_loop)
+
+    async def _open(self) -> None:
+        try:
+            await self.remote.open_async()
+        except SandboxError as error:
+            log.error("could not open the sandbox: %s", error)
+            raise
+
+    async def _ready(self) -> None:
+        """Wait for the sandbox; retry once per cell when an earlier attempt failed."""
+        if self._opening is None or (self._opening.done() and self._opening.exception()):
+            self._opening = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opening)
+
+    @property
+    def banner(self) -> str:
+        local = super().banner or ""
+        return f"{local}\n{self.where_cells_run()}\n"
+
+    def where_cells_run(self) -> str:
+        """One line that tells the user this is not their machine."""
+        info = self.remote.describe()
+        if not self.remote.is_open:
+            return f"Cells run in a sandbox at {info['endpoint']} (connecting...)."
+        line = (
+            f"Cells run in sandbox {info['sandbox_id']} at {info['endpoint']} "
+            f"(isolation: {info['isolation']})."
+        )
+        if info["isolation"] == "none":
+            line += " Warning: this sandbox is NOT isolated from the machine it runs on."
+        return line
+
+    # ---- execution
+
+    async def do_execute(
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool = True,
+        user_expressions: dict | None = None,
+        allow_stdin: bool = False,
+        *,
+        cell_meta: dict | None = None,
+        cell_id: str | None = None,
+    ) -> dict[str, Any]:
+        try:
+            where = route(code)
+        except MixedCellError as error:
+            return self._fail(
+                {"name": "UsageError", "value": str(error), "traceback": ""}, silent, store_history
+            )
+        if where is Route.LOCAL:
+            return await super().do_execute(
+                code,
+                silent,
+                store_history,
+                user_expressions,
+                allow_stdin,
+                cell_meta=cell_meta,
+                cell_id=cell_id,
+            )
+        return await self._execute_remote(code, silent, store_history)
+
+    async def _execute_remote(self, code: str, silent: bool, store_history: bool) -> dict[str, Any]:
+        shell = self.shell
+        count = shell.execution_count
+        if store_history and not silent:
+            shell.history_manager.store_inputs(count, code)
+        try:
+            await self._ready()
+            reply = await self.remote.context.execute_async(code, timeout=self._cell_timeout())
+        except Exception as error:  # a failure to reach the sandbox must never kill the kernel
+            return self._fail(self._sandbox_failure(error), silent, store_history)
+        error_entry: dict[str, Any] | None = None
+        for entry in reply.get("results", []):
+            if entry.get("type") == "endOfExecution" and entry.get("status") == "timeout":
+                error_entry = error_entry or {"name": "TimeoutError", "value": "", "traceback": ""}
+                error_entry = self._explain_timeout(error_entry)
+                continue
+            if entry.get("type") == "error":
+                error_entry = entry
+                if entry.get("name") == "TimeoutError":
+                    continue
+            if not silent:
+                self._publish(entry, count)
+        if error_entry is not None and error_entry.get("name") == "TimeoutError":
+            self._publish(error_entry, count)
+        return self._finish(count, error_entry, silent, store_history)
+
+    def _cell_timeout(self) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        return EMBEDDED_TIMEOUT if self.remote.is_embedded_server else CLOUD_TIMEOUT
+
+    def _explain_timeout(self, entry: dict[str, Any]) -> dict[str, Any]:
+        limit = self._cell_timeout()
+        value = (
+            f"the cell ran longer than SandboxKernel.timeout = {limit:g} s and was stopped; "
+            "raise the limit with `%config SandboxKernel.timeout = 600`"
+        )
+        if not self.remote.is_embedded_server:
+            value += " (the cloud runs one synchronous execution for at most 30 s)"
+        return {**entry, "name": "TimeoutError", "value": value, "traceback": ""}
+
+    def _sandbox_failure(self, error: Exception) -> dict[str, Any]:
+        """An error entry that says what was tried and how to fix it."""
+        info = self.remote.describe()
+        hint = (
+            "Check the endpoint and token (c.SandboxKernel.endpoint / token, or "
+            "SANDBOX_KERNEL_ENDPOINT / SANDBOX_KERNEL_TOKEN), or unset them to use the "
+            "embedded local server; the next cell tries again."
+        )
+        if self.remote.is_open:
+            hint = "The sandbox did not answer this cell; the next cell tries again."
+        message = f"{error} [sandbox server: {info['endpoint']}]. {hint}"
+        return {"name": "SandboxError", "value": message, "traceback": ""}
+
+    def _publish(self, entry: dict[str, Any], count: int) -> None:
+        message = message_for(entry, count)
+        if message is None:
+            return
+        msg_type, content = message
+        self.session.send(
+            self.iopub_socket,
+            msg_type,
+            content,
+            parent=self.get_parent("shell"),
+            ident=self._topic(msg_type),
+        )
+
+    def _fail(self, entry: dict[str, Any], silent: bool, store_history: bool) -> dict[str, Any]:
+        count = self.shell.execution_count
+        if not silent:
+            self._publish({**entry, "type": "error"}, count)
+        return self._finish(count, entry, silent, store_history)
+
+    def _finish(
+        self, count: int, error: dict[str, Any] | None, silent: bool, store_history: bool
+    ) -> dict[str, Any]:
+        """The execute_reply content; advances the count as IPython does for a stored cell."""
+        if store_history and not silent:
+            self.shell.execution_count += 1
+            reply_count = count
+        else:
+            reply_count = self.shell.execution_count - 1
+        reply: dict[str, Any] = {
+            "execution_count": reply_count,
+            "payload": [],
+            "user_expressions": {},
+        }
+        if error is None:
+            reply["status"] = "ok"
+        else:
+            reply.update(status="error", **error_content(error))
+        return reply
+
+    # ---- restart and shutdown
+
+    async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        """Delete the context; delete the sandbox too unless restarting or keeping it."""
+        if self._main_loop is not None and self._main_loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._close(restart), self._main_loop)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.wrap_future(future), timeout=20)
+        return super().do_shutdown(restart)
+
+    async def _close(self, restart: bool) -> None:
+        if self._opening is not None and not self._opening.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._opening), timeout=15)
+        keep = restart or self.keep_sandbox
+        if restart and self.remote.created_sandbox and self.remote.sandbox_id:
+            self._write_restart_record()
+        await self.remote.close_async(keep_sandbox=keep)
+
+    def _write_restart_record(self) -> None:
+        """Let the kernel process that replaces this one keep using the same sandbox."""
+        if self._restart_record is None:
+            return
+        self._restart_record.parent.mkdir(parents=True, exist_ok=True)
+        record = {"sandbox_id": self.remote.sandbox_id, "endpoint": self.remote.endpoint}
+        self._restart_record.write_text(json.dumps(record))
+
+    def _resume_after_restart(self) -> None:
+        if self._restart_record is None or not self._restart_record.exists():
+            return
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(self._restart_record.read_text())
+            if record.get("endpoint") == self.remote.endpoint and not self.remote.sandbox_id:
+                self.remote.sandbox_id = record["sandbox_id"]
+                self.remote.created_sandbox = True
+        self._restart_record.unlink(missing_ok=True)
+
+
+def _restart_record_path(connection_file: str) -> Path | None:
+    """Where a restarting kernel leaves its sandbox id for its successor."""
+    if not connection_file:
+        return None
+    from ..local import runtime_dir
+
+    digest = hashlib.sha256(str(Path(connection_file).resolve()).encode()).hexdigest()[:16]
+    return runtime_dir() / "restarts" / f"{digest}.json"

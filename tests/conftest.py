@@ -1,0 +1,108 @@
+"""Shared fixtures: a real embedded server on a free loopback port, and sandboxes on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sandbox_kernel import CodeInterpreterSandbox
+
+CLOUD_VARIABLES = (
+    "SANDBOX_KERNEL_ENDPOINT",
+    "SANDBOX_KERNEL_TOKEN",
+    "AGENTRUN_DATA_ENDPOINT",
+    "AGENTRUN_ACCOUNT_ID",
+    "AGENTRUN_ACCESS_KEY_ID",
+    "AGENTRUN_ACCESS_KEY_SECRET",
+    "AGENTRUN_SECURITY_TOKEN",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+)
+
+
+@dataclass
+class RunningServer:
+    """A `sandbox-kernel serve` process started for the tests."""
+
+    url: str
+    token: str
+    root: Path
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_server(root: Path, *extra: str, token: str = "test-token") -> RunningServer:
+    """Start a real server process and wait for its ready line."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox_kernel.cli",
+            "serve",
+            "--port",
+            "0",
+            "--root",
+            str(root),
+            "--token",
+            token,
+            "--log-level",
+            "WARNING",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"server exited with code {process.wait()}")
+    ready = json.loads(line)
+    return RunningServer(ready["url"], ready["token"], root, process)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the tests away from the user's config, data and any cloud credentials."""
+    saved = dict(os.environ)
+    for name in CLOUD_VARIABLES:
+        os.environ.pop(name, None)
+    home = tmp_path_factory.mktemp("home")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ["SANDBOX_KERNEL_RUNTIME_DIR"] = str(home / "runtime")
+    yield
+    from sandbox_kernel import local
+
+    local.stop_server()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("server-root"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sandbox(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
+    """A fresh sandbox on the session's server, deleted afterwards."""
+    created = CodeInterpreterSandbox.create(endpoint=server.url, token=server.token)
+    yield created
+    try:
+        created.delete()
+    finally:
+        created.close()
