@@ -60,8 +60,10 @@ class SbxMagics(Magics, Configurable):
             print("Not connected to a sandbox.")
             return
         info = self.session.describe()
-        print(f"endpoint:   {info['endpoint']}")
+        print(f"endpoint:   {info['where']}")
         print(f"server:     {info['server']}")
         print(f"sandbox:    {info['sandbox_id'] or '(not created yet)'}")
         print(f"context:    {info['context_id'] or '(not created yet)'}")
         print(f"isolation:  {info['isolation']}")
+        if info["failure"]:
+            print(f"error:      {info['failure']}")

@@ -6,6 +6,7 @@ runtime directory. A lock file keeps two kernels starting at once from starting 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -20,6 +21,7 @@ import psutil
 from platformdirs import user_runtime_dir
 
 START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 class EmbeddedServerError(RuntimeError):
@@ -63,9 +65,10 @@ def is_alive(server: LocalServer) -> bool:
             headers={"Authorization": f"Bearer {server.token}"},
             timeout=2.0,
         )
-    except httpx.HTTPError:
+        health = reply.json()
+    except (httpx.HTTPError, ValueError):
         return False
-    return reply.status_code == 200 and reply.json().get("pid") == server.pid
+    return reply.status_code == 200 and isinstance(health, dict) and health.get("pid") == server.pid
 
 
 def ensure_server() -> LocalServer:
@@ -123,10 +126,32 @@ def start_server(directory: Path) -> LocalServer:
     )
 
 
-def stop_server() -> bool:
-    """Stop this user's embedded server if one runs; True when one was stopped."""
+def stop_server(timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+    """Stop this user's embedded server if one runs and wait for it; True when one was stopped.
+
+    The server gets `timeout` seconds to shut its kernels down before it is killed.
+    """
     server = read_state()
     if server is None:
         return False
-    psutil.Process(server.pid).terminate()
+    try:
+        process = psutil.Process(server.pid)
+        process.terminate()
+        process.wait(timeout)
+    except psutil.TimeoutExpired:
+        process.kill()
+        with contextlib.suppress(psutil.Error):
+            process.wait(timeout)
+    except psutil.NoSuchProcess:
+        pass
+    forget(server)
     return True
+
+
+def forget(server: LocalServer) -> None:
+    """Remove the state file if it still records `server` (a killed server cannot do it)."""
+    try:
+        if json.loads(state_file().read_text()).get("pid") == server.pid:
+            state_file().unlink()
+    except (OSError, ValueError):
+        pass

@@ -53,9 +53,8 @@ def test_context_create_list_get_and_delete(sandbox):
 
     assert sandbox.context.get(first) is sandbox.context
     assert sandbox.context.context_id == first
-    assert entries(sandbox.context.execute("import os; print(os.getcwd())"), "stdout")[0][
-        "text"
-    ].strip().endswith("/home/user")
+    [cwd] = entries(sandbox.context.execute("import os; print(os.getcwd())"), "stdout")
+    assert cwd["text"].strip().endswith("/home/user")
 
     sandbox.context.delete(second)
     assert sandbox.context.context_id == first
@@ -100,7 +99,9 @@ async def test_async_with_block_deletes_the_context(async_sandbox):
 
 def test_execute_keeps_state_and_returns_streams_results_and_counts(sandbox):
     with sandbox.context.create() as context:
-        first = context.execute("import sys\ntotal = 40\nprint('out')\nprint('err', file=sys.stderr)")
+        first = context.execute(
+            "import sys\ntotal = 40\nprint('out')\nprint('err', file=sys.stderr)"
+        )
         assert first["contextId"] == context.context_id
         assert entries(first, "stdout") == [{"type": "stdout", "text": "out\n"}]
         assert entries(first, "stderr") == [{"type": "stderr", "text": "err\n"}]

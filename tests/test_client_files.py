@@ -64,13 +64,23 @@ def test_binary_bytes_written_as_base64_read_back_as_base64(sandbox):
 
 def test_base64_write_of_utf8_bytes_reads_back_as_text(sandbox):
     """The read encoding depends on the bytes stored, not on how they were sent."""
-    sandbox.file.write("/home/user/t.txt", base64.b64encode("ünï".encode()).decode(), "644", "base64")
+    encoded = base64.b64encode("ünï".encode()).decode()
+    sandbox.file.write("/home/user/t.txt", encoded, "644", "base64")
     assert sandbox.file.read("/home/user/t.txt")["content"] == "ünï"
 
 
 def test_write_applies_the_given_mode(sandbox):
     sandbox.file.write("/home/user/secret.txt", "s", mode="600")
     assert sandbox.file_system.stat("/home/user/secret.txt")["mode"] == "0600"
+
+
+def test_write_with_unset_options_uses_the_defaults(sandbox):
+    """`None` for mode, encoding and create_dir means 644, UTF-8 and create the directory."""
+    sandbox.file.write(
+        "/home/user/new/dir/t.txt", "ok ✓", mode=None, encoding=None, create_dir=None
+    )
+    assert sandbox.file.read("/home/user/new/dir/t.txt")["content"] == "ok ✓"
+    assert sandbox.file_system.stat("/home/user/new/dir/t.txt")["mode"] == "0644"
 
 
 def test_write_without_create_dir_into_missing_directory_is_not_found(sandbox):

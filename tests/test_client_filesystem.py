@@ -44,6 +44,7 @@ def assert_recent(mtime: str) -> None:
 def test_list_depth_one_shows_direct_children_with_their_details(tree):
     listing = tree.file_system.list("/home/user/project")
     assert listing["path"] == "/home/user/project"
+    assert listing["data"]["entries"] == listing["entries"]
     entries = by_path(listing)
     assert sorted(entries) == ["/home/user/project/readme.md", "/home/user/project/src"]
     readme = entries["/home/user/project/readme.md"]
@@ -102,6 +103,12 @@ def test_mkdir_creates_missing_parents(sandbox):
     sandbox.file_system.mkdir("/home/user/a/b/c")
     assert sandbox.file_system.stat("/home/user/a/b")["type"] == "dir"
     assert sandbox.file_system.stat("/home/user/a/b/c")["type"] == "dir"
+
+
+def test_mkdir_with_unset_options_uses_the_defaults(sandbox):
+    """`parents=None, mode=None` (the seed's Optional options) mean parents and 0755."""
+    sandbox.file_system.mkdir("/home/user/d/e", parents=None, mode=None)
+    assert sandbox.file_system.stat("/home/user/d/e")["mode"] == "0755"
 
 
 def test_mkdir_applies_the_given_mode(sandbox):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -9,6 +10,7 @@ import pytest
 
 from sandbox_kernel import CodeInterpreterSandbox, SandboxNotFoundError
 
+LIST_WAIT_SECONDS = 5.0
 PROCESS_FIELDS = {"pid", "ppid", "name", "cmdline", "status", "createTime", "cpuPercent"}
 
 
@@ -23,11 +25,34 @@ async def async_sandbox(server):
         await sandbox.aclose()
 
 
-def find_by_cmdline(processes, cmdline: str):
-    """The one process whose command line is `cmdline`."""
+def only_match(processes, cmdline: str):
+    """The one process whose command line is `cmdline`, or None."""
     matches = [process for process in processes if process["cmdline"] == cmdline]
-    assert len(matches) == 1, processes
-    return matches[0]
+    assert len(matches) <= 1, processes
+    return matches[0] if matches else None
+
+
+def listed_process(sandbox, cmdline: str):
+    """The listed process running `cmdline` (a just-forked job may not have exec'd yet)."""
+    deadline = time.monotonic() + LIST_WAIT_SECONDS
+    while True:
+        processes = sandbox.process.list()
+        found = only_match(processes, cmdline)
+        if found is not None:
+            return found
+        assert time.monotonic() < deadline, processes
+        time.sleep(0.05)
+
+
+async def listed_process_async(sandbox, cmdline: str):
+    deadline = time.monotonic() + LIST_WAIT_SECONDS
+    while True:
+        processes = await sandbox.process.list_async()
+        found = only_match(processes, cmdline)
+        if found is not None:
+            return found
+        assert time.monotonic() < deadline, processes
+        await asyncio.sleep(0.05)
 
 
 def test_cmd_reports_exit_code_stdout_and_stderr(sandbox):
@@ -77,7 +102,7 @@ def test_background_process_is_listed_inspected_and_killed(sandbox, command, cmd
     assert time.monotonic() - started < 5
     assert (reply["status"], reply["result"]["exitCode"]) == ("completed", 0)
 
-    listed = find_by_cmdline(sandbox.process.list(), cmdline)
+    listed = listed_process(sandbox, cmdline)
     assert set(listed) >= PROCESS_FIELDS
     assert listed["name"] == "sleep"
     described = sandbox.process.get(str(listed["pid"]))
@@ -104,7 +129,7 @@ def test_a_host_process_outside_the_sandbox_is_not_found(sandbox):
 
 def test_processes_of_another_sandbox_are_not_visible(sandbox, server):
     sandbox.process.cmd("sleep 303 &", "/home/user")
-    pid = find_by_cmdline(sandbox.process.list(), "sleep 303")["pid"]
+    pid = listed_process(sandbox, "sleep 303")["pid"]
     with CodeInterpreterSandbox.create(endpoint=server.url, token=server.token) as other:
         assert all(process["pid"] != pid for process in other.process.list())
         with pytest.raises(SandboxNotFoundError):
@@ -122,7 +147,7 @@ async def test_async_cmd_list_get_and_kill(async_sandbox):
     assert timed_out["status"] == "timeout"
 
     await process.cmd_async("sleep 304 &", "/home/user")
-    pid = find_by_cmdline(await process.list_async(), "sleep 304")["pid"]
+    pid = (await listed_process_async(async_sandbox, "sleep 304"))["pid"]
     assert (await process.get_async(str(pid)))["name"] == "sleep"
     await process.kill_async(str(pid))
     assert all(entry["pid"] != pid for entry in await process.list_async())

@@ -159,14 +159,13 @@ def read_file(path: str) -> Call:
     return Call("GET", "files", params={"path": path})
 
 
-def write_file(path: str, content: str, mode: str, encoding: str, create_dir: bool) -> Call:
-    body = {
-        "path": path,
-        "content": content,
-        "mode": mode,
-        "encoding": encoding,
-        "createDir": create_dir,
-    }
+def write_file(
+    path: str, content: str, mode: str | None, encoding: str | None, create_dir: bool | None
+) -> Call:
+    """`None` for an option leaves the server's default (644, utf-8, create the directory)."""
+    body = _without_none(
+        path=path, content=content, mode=mode, encoding=encoding, createDir=create_dir
+    )
     return Call("POST", "files", json=body)
 
 
@@ -182,7 +181,9 @@ def stat(path: str) -> Call:
 
 
 def mkdir(path: str, parents: bool | None, mode: str | None) -> Call:
-    return Call("POST", "filesystem/mkdir", json={"path": path, "parents": parents, "mode": mode})
+    """`None` for `parents` or `mode` leaves the server's default (parents, 0755)."""
+    body = _without_none(path=path, parents=parents, mode=mode)
+    return Call("POST", "filesystem/mkdir", json=body)
 
 
 def move(source: str, destination: str) -> Call:

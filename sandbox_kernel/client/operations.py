@@ -45,9 +45,9 @@ class FileOperations(_Operations):
         self,
         path: str,
         content: str,
-        mode: str = "644",
-        encoding: str = "utf-8",
-        create_dir: bool = True,
+        mode: str | None = "644",
+        encoding: str | None = "utf-8",
+        create_dir: bool | None = True,
     ) -> Any:
         """Write a file, creating its directory unless `create_dir` is false."""
         return self._send(endpoints.write_file(path, content, mode, encoding, create_dir))
@@ -56,9 +56,9 @@ class FileOperations(_Operations):
         self,
         path: str,
         content: str,
-        mode: str = "644",
-        encoding: str = "utf-8",
-        create_dir: bool = True,
+        mode: str | None = "644",
+        encoding: str | None = "utf-8",
+        create_dir: bool | None = True,
     ) -> Any:
         """Write a file, creating its directory unless `create_dir` is false."""
         return await self._send_async(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from .errors import SandboxError
 from .operations import ContextOperations
 from .sandbox import CodeInterpreterSandbox
+from .settings import EMBEDDED, ClientSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class SandboxSession:
         self.context: ContextOperations | None = None
         self.health: dict[str, Any] = {}
         self.created_sandbox = False
+        self.settings: ClientSettings | None = None
+        self.failure: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -57,16 +61,40 @@ class SandboxSession:
         """True for our own server, which runs cells with no time cap."""
         return self.health.get("server") == "sandbox-kernel"
 
+    @property
+    def uses_embedded_server(self) -> bool:
+        """True when no endpoint was configured, so the embedded local server was chosen."""
+        return self.settings is not None and self.settings.source == EMBEDDED
+
     async def open_async(self) -> None:
-        """Create or join the sandbox, read its health, create the context."""
+        """Create or join the sandbox, read its health, create the context.
+
+        A failure is kept in `failure` (for `%sbx status` and the banner) and raised.
+        """
+        try:
+            await self._open_async()
+        except Exception as error:
+            self.failure = str(error) or type(error).__name__
+            if self.sandbox is None and self.uses_embedded_server:
+                self.settings = None  # resolve again next time: the server may have to restart
+            raise
+        self.failure = None
+
+    async def _open_async(self) -> None:
+        if self.settings is None:
+            # Resolving may start the embedded server, which blocks: keep it off the loop.
+            self.settings = await asyncio.to_thread(
+                ClientSettings.resolve, self.endpoint, self.token
+            )
         if self.sandbox is None:
+            endpoint, token = self.settings.endpoint, self.settings.token
             if self.sandbox_id:
                 self.sandbox = await CodeInterpreterSandbox.connect_async(
-                    self.sandbox_id, self.endpoint, self.token
+                    self.sandbox_id, endpoint, token
                 )
             else:
                 self.sandbox = await CodeInterpreterSandbox.create_async(
-                    self.template, self.endpoint, self.token
+                    self.template, endpoint, token
                 )
                 self.created_sandbox = True
             self.sandbox_id = self.sandbox.sandbox_id
@@ -74,14 +102,6 @@ class SandboxSession:
         self.health = health if isinstance(health, dict) else {}
         self.context = await self.sandbox.context.create_async(language=self.language)
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
-
-    async def renew_context_async(self) -> None:
-        """Replace the context with a fresh one (restart): the old one is deleted."""
-        if self.sandbox is None:
-            await self.open_async()
-            return
-        await self._delete_context()
-        self.context = await self.sandbox.context.create_async(language=self.language)
 
     async def close_async(self, *, keep_sandbox: bool | None = None) -> None:
         """Delete the context, and the sandbox too when this session created it."""
@@ -105,12 +125,18 @@ class SandboxSession:
 
     def describe(self) -> dict[str, Any]:
         """Where cells run, for banners and `%sbx status`."""
-        endpoint = self.sandbox.endpoint if self.sandbox is not None else self.endpoint
+        if self.settings is not None:
+            endpoint, where = self.settings.endpoint, self.settings.where
+        else:
+            endpoint = self.endpoint
+            where = endpoint or "not chosen yet (argument, environment, else the embedded server)"
         return {
-            "endpoint": endpoint or "the embedded local server",
+            "endpoint": endpoint,
+            "where": where,
+            "failure": self.failure,
             "sandbox_id": self.sandbox_id,
             "context_id": self.context_id,
             "isolation": self.isolation,
-            "server": self.health.get("server", "AgentRun"),
+            "server": self.health.get("server", "AgentRun") if self.health else "(not known yet)",
             "created_sandbox": self.created_sandbox,
         }

@@ -7,6 +7,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,6 @@ from ipykernel.ipkernel import IPythonKernel
 from traitlets import Bool, Float, Unicode
 
 from .. import __version__
-from ..client import SandboxError
 from ..client.session import SandboxSession
 from .outputs import error_content, message_for
 from .routing import MixedCellError, Route, route
@@ -53,6 +55,7 @@ class SandboxKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        _log_beside_the_kernel(self.log)
         self.remote = SandboxSession(
             endpoint=self.endpoint,
             token=self.token,
@@ -74,19 +77,18 @@ class SandboxKernel(IPythonKernel):
     def start(self) -> None:
         super().start()
         self._main_loop = self.io_loop.asyncio_loop
-        self._opening = asyncio.ensure_future(self._open(), loop=self._main_loop)
+        self._opening = self._open()
 
-    async def _open(self) -> None:
-        try:
-            await self.remote.open_async()
-        except SandboxError as error:
-            log.error("could not open the sandbox: %s", error)
-            raise
+    def _open(self) -> asyncio.Future:
+        """Start opening the sandbox; a failure is logged here and raised to the cell waiting."""
+        opening = asyncio.ensure_future(self.remote.open_async(), loop=self._main_loop)
+        opening.add_done_callback(_log_failure)
+        return opening
 
     async def _ready(self) -> None:
         """Wait for the sandbox; retry once per cell when an earlier attempt failed."""
         if self._opening is None or (self._opening.done() and self._opening.exception()):
-            self._opening = asyncio.ensure_future(self._open())
+            self._opening = self._open()
         await asyncio.shield(self._opening)
 
     @property
@@ -98,7 +100,8 @@ class SandboxKernel(IPythonKernel):
         """One line that tells the user this is not their machine."""
         info = self.remote.describe()
         if not self.remote.is_open:
-            return f"Cells run in a sandbox at {info['endpoint']} (connecting...)."
+            state = f"not connected: {info['failure']}" if info["failure"] else "connecting..."
+            return f"Cells run in a sandbox at {info['where']} ({state})."
         line = (
             f"Cells run in sandbox {info['sandbox_id']} at {info['endpoint']} "
             f"(isolation: {info['isolation']})."
@@ -127,6 +130,9 @@ class SandboxKernel(IPythonKernel):
                 {"name": "UsageError", "value": str(error), "traceback": ""}, silent, store_history
             )
         if where is Route.LOCAL:
+            if code.strip():
+                with contextlib.suppress(Exception):  # %sbx status reports a failure itself
+                    await self._ready()
             return await super().do_execute(
                 code,
                 silent,
@@ -143,9 +149,14 @@ class SandboxKernel(IPythonKernel):
         count = shell.execution_count
         if store_history and not silent:
             shell.history_manager.store_inputs(count, code)
+        request = asyncio.ensure_future(self._send_cell(code))
         try:
-            await self._ready()
-            reply = await self.remote.context.execute_async(code, timeout=self._cell_timeout())
+            with self._cancelled_on_interrupt(request) as interrupted:
+                reply = await request
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            return self._fail(self._interrupted(), silent, store_history)
         except Exception as error:  # a failure to reach the sandbox must never kill the kernel
             return self._fail(self._sandbox_failure(error), silent, store_history)
         error_entry: dict[str, Any] | None = None
@@ -163,6 +174,40 @@ class SandboxKernel(IPythonKernel):
         if error_entry is not None and error_entry.get("name") == "TimeoutError":
             self._publish(error_entry, count)
         return self._finish(count, error_entry, silent, store_history)
+
+    async def _send_cell(self, code: str) -> dict[str, Any]:
+        await self._ready()
+        return await self.remote.context.execute_async(code, timeout=self._cell_timeout())
+
+    @contextlib.contextmanager
+    def _cancelled_on_interrupt(self, request: asyncio.Future) -> Iterator[list[bool]]:
+        """Cancel `request` on SIGINT, which an interrupt (message or signal mode) delivers.
+
+        Without this, SIGINT while a cell awaits its reply raises in the event loop and the
+        kernel dies. Yields a list that is true once the interrupt arrived.
+        """
+        interrupted: list[bool] = []
+        if threading.current_thread() is not threading.main_thread():
+            yield interrupted
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_sigint(*_: object) -> None:
+            interrupted.append(True)
+            loop.call_soon_threadsafe(request.cancel)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield interrupted
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupted(self) -> dict[str, Any]:
+        value = (
+            "the kernel stopped waiting for this cell; the sandbox may still be running it, "
+            "and the next cell starts when it ends"
+        )
+        return {"name": "KeyboardInterrupt", "value": value, "traceback": ""}
 
     def _cell_timeout(self) -> float:
         if self.timeout is not None:
@@ -182,15 +227,20 @@ class SandboxKernel(IPythonKernel):
     def _sandbox_failure(self, error: Exception) -> dict[str, Any]:
         """An error entry that says what was tried and how to fix it."""
         info = self.remote.describe()
-        hint = (
-            "Check the endpoint and token (c.SandboxKernel.endpoint / token, or "
-            "SANDBOX_KERNEL_ENDPOINT / SANDBOX_KERNEL_TOKEN), or unset them to use the "
-            "embedded local server; the next cell tries again."
-        )
         if self.remote.is_open:
             hint = "The sandbox did not answer this cell; the next cell tries again."
-        message = f"{error} [sandbox server: {info['endpoint']}]. {hint}"
-        return {"name": "SandboxError", "value": message, "traceback": ""}
+        elif self.remote.uses_embedded_server:
+            hint = "The embedded local server did not answer; the next cell tries again."
+        else:
+            hint = (
+                "Check the endpoint and token (c.SandboxKernel.endpoint / token, or "
+                "SANDBOX_KERNEL_ENDPOINT / SANDBOX_KERNEL_TOKEN), or unset them to use the "
+                "embedded local server; the next cell tries again."
+            )
+        message = (str(error) or type(error).__name__).rstrip(".")
+        if info["endpoint"] and info["where"] not in message:
+            message += f" [sandbox server: {info['where']}]"
+        return {"name": "SandboxError", "value": f"{message}. {hint}", "traceback": ""}
 
     def _publish(self, entry: dict[str, Any], count: int) -> None:
         message = message_for(entry, count)
@@ -267,6 +317,24 @@ class SandboxKernel(IPythonKernel):
                 self.remote.sandbox_id = record["sandbox_id"]
                 self.remote.created_sandbox = True
         self._restart_record.unlink(missing_ok=True)
+
+
+def _log_failure(opening: asyncio.Future) -> None:
+    """Log why the sandbox did not open (this also marks the failure as seen)."""
+    if not opening.cancelled() and opening.exception() is not None:
+        log.warning("could not open the sandbox: %s", opening.exception())
+
+
+def _log_beside_the_kernel(kernel_log: logging.Logger) -> None:
+    """Send this package's log records where the kernel's own go (the terminal or the
+    Jupyter server's log), never to sys.stderr, which in a kernel is the user's cell output."""
+    package_log = logging.getLogger("sandbox_kernel")
+    if package_log.handlers or not kernel_log.handlers:
+        return
+    for handler in kernel_log.handlers:
+        package_log.addHandler(handler)
+    package_log.setLevel(kernel_log.getEffectiveLevel())
+    package_log.propagate = False
 
 
 def _restart_record_path(connection_file: str) -> Path | None:

@@ -30,12 +30,14 @@ def mime_bundle(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def traceback_lines(traceback: Any) -> list[str]:
+    """A traceback as Jupyter's list of lines, whether the server sent a list or one string."""
     if isinstance(traceback, list):
         return [str(line) for line in traceback]
     return str(traceback or "").split("\n") if traceback else []
 
 
 def error_content(entry: dict[str, Any]) -> dict[str, Any]:
+    """`ename`, `evalue` and `traceback` of an error entry (a one-line traceback if it has none)."""
     name = str(entry.get("name") or "Error")
     value = str(entry.get("value") or "")
     lines = traceback_lines(entry.get("traceback")) or [f"{name}: {value}"]
@@ -54,8 +56,9 @@ def message_for(entry: dict[str, Any], execution_count: int) -> tuple[str, dict[
             content = {"execution_count": execution_count, "data": data, "metadata": metadata}
             return "execute_result", content
         content = {"data": data, "metadata": metadata, "transient": {}}
-        if entry.get("displayId"):
-            content["transient"] = {"display_id": entry["displayId"]}
+        if not entry.get("displayId"):
+            return "display_data", content
+        content["transient"] = {"display_id": entry["displayId"]}
         return ("update_display_data" if entry.get("update") else "display_data"), content
     if kind == "error":
         return "error", error_content(entry)

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,7 +45,11 @@ class ServerSettings:
 
 
 class RequestIdMiddleware:
-    """Gives every request an id, echoed in `x-acs-request-id` and in error bodies."""
+    """Gives every request an id, echoed in `x-acs-request-id` and in error bodies.
+
+    It also answers an unexpected exception with a 500 error body itself: left to the
+    framework, the exception would reach the HTTP server, which then drops the connection.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -56,9 +60,12 @@ class RequestIdMiddleware:
             return
         request_id = uuid.uuid4().hex
         _request_id.set(request_id)
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -66,7 +73,14 @@ class RequestIdMiddleware:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            response = error_response(500, "INTERNAL_ERROR", f"{type(error).__name__}: {error}")
+            await response(scope, receive, send_with_id)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -83,10 +97,11 @@ def describe_validation_error(error: RequestValidationError) -> str:
     if kind == "json_invalid":
         return "request body is not valid JSON"
     if kind == "missing":
-        return f"field '{name}' is required"
+        return "request body is required" if name == "body" else f"field '{name}' is required"
     if name == "body" and kind in ("model_attributes_type", "dict_type"):
         return "request body must be a JSON object"
-    return f"field '{name}': {first.get('msg', 'is invalid')}"
+    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+    return f"field '{name}': {message}"
 
 
 # ---- request bodies (extra fields are accepted and ignored, as clients of the cloud send them)
@@ -94,6 +109,17 @@ def describe_validation_error(error: RequestValidationError) -> str:
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("*")
+    @classmethod
+    def text_is_unicode(cls, value: Any) -> Any:
+        """JSON may escape a lone surrogate ("\\ud800"), which no file name or file can hold."""
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text, not a lone surrogate") from None
+        return value
 
 
 class CreateSandbox(Body):
@@ -111,7 +137,7 @@ class Execute(Body):
     code: str
     context_id: str | None = Field(default=None, alias="contextId")
     language: str | None = None
-    timeout: float | None = 30
+    timeout: float | None = Field(default=30, allow_inf_nan=False)
 
 
 class WriteFile(Body):
@@ -140,7 +166,7 @@ class Remove(Body):
 class Command(Body):
     command: str
     cwd: str = HOME
-    timeout: float | None = 30
+    timeout: float | None = Field(default=30, allow_inf_nan=False)
 
 
 class OctetStreamFile(FileResponse):
@@ -180,6 +206,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(require_token)],
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.registry = registry
@@ -200,11 +229,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
             message = f"no route {request.method} {request.url.path}"
         return error_response(error.status_code, code_for_status(error.status_code), message)
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "INTERNAL_ERROR", f"{type(error).__name__}: {error}")
-
     def success(sandbox: Sandbox) -> dict[str, Any]:
         record = sandbox.describe()
         return {
@@ -216,6 +240,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         }
 
     # ---- server and sandboxes
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/health")
     async def server_health() -> dict[str, Any]:
@@ -348,12 +376,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         )
         try:
             await receiver.receive(request.stream())
-            target = sandbox.files.upload_target(receiver.fields["path"])
-            os.chmod(receiver.staged, 0o644)
-            os.replace(receiver.staged, target)
+            return sandbox.files.upload(
+                receiver.fields["path"], receiver.staged, receiver.file_size
+            )
         finally:
             receiver.discard()
-        return {"path": normalize(receiver.fields["path"]), "size": receiver.file_size}
 
     @app.post("/sandboxes/{sandbox_id}/filesystem/mkdir")
     def make_directory(sandbox_id: str, body: MakeDirectory) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -13,11 +14,12 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import zmq
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
 from .entries import end_entry, entry_from_iopub, error_entry
-from .errors import InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, NotFound
 from .paths import PathResolver, normalize
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class Context:
         self.client = None  # connected by start(), once the kernel's ports are known
         self.lock = asyncio.Lock()
         self.created_at = datetime.now(timezone.utc).isoformat()
+        self.closed = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -85,7 +88,11 @@ class Context:
         }
 
     async def start(self, host_cwd: Path, environment: dict[str, str]) -> None:
-        await self.manager.start_kernel(cwd=str(host_cwd), env=environment)
+        # The kernel echoes captured output to its own stdout: keep it off the server's stdout,
+        # which carries only the ready line.
+        await self.manager.start_kernel(
+            cwd=str(host_cwd), env=environment, stdout=subprocess.DEVNULL
+        )
         self.client = self.manager.client()
         self.client.start_channels()
         try:
@@ -95,6 +102,7 @@ class Context:
             raise
 
     async def shutdown(self) -> None:
+        self.closed = True
         if self.client is not None:
             self.client.stop_channels()
         with contextlib.suppress(Exception):
@@ -109,6 +117,10 @@ class Context:
     async def _execute_locked(
         self, code: str, timeout: float | None
     ) -> AsyncIterator[dict[str, Any]]:
+        if self.closed:
+            yield closed_context_error()
+            yield end_entry("error", None)
+            return
         loop = asyncio.get_running_loop()
         msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
         deadline = None if timeout is None else loop.time() + timeout
@@ -122,6 +134,17 @@ class Context:
             try:
                 message = await self.client.get_iopub_msg(timeout=wait)
             except Empty:
+                message = None
+            except (asyncio.CancelledError, zmq.ZMQError):
+                # Closing the channels (delete, stop) cancels or breaks the pending read.
+                if not self.closed:
+                    raise
+                message = None
+            if self.closed:
+                yield closed_context_error()
+                yield end_entry("error", None)
+                return
+            if message is None:
                 if not await self.manager.is_alive():
                     yield error_entry(
                         "ContextDied", "the interpreter process died during execution"
@@ -157,12 +180,17 @@ class Context:
         yield end_entry(status, execution_count)
 
     async def _reply_count(self, msg_id: str) -> int | None:
-        with contextlib.suppress(Empty):
+        try:
             while True:
                 reply = await self.client.get_shell_msg(timeout=REPLY_TIMEOUT_SECONDS)
                 if reply["parent_header"].get("msg_id") == msg_id:
                     return reply["content"].get("execution_count")
-        return None
+        except Empty:
+            return None
+        except (asyncio.CancelledError, zmq.ZMQError):
+            if not self.closed:
+                raise
+            return None
 
     @staticmethod
     def _timeout_error(timeout: float | None, *, restarted: bool) -> dict[str, Any]:
@@ -172,6 +200,13 @@ class Context:
             f"execution exceeded the timeout of {timeout} s and was {what}; "
             "pass a larger timeout to run longer",
         )
+
+
+def closed_context_error() -> dict[str, Any]:
+    """The entry that ends an execution whose context went away under it."""
+    return error_entry(
+        "ContextClosed", "the context was deleted, or its sandbox stopped, during execution"
+    )
 
 
 class ContextPool:
@@ -184,6 +219,7 @@ class ContextPool:
         self.contexts: dict[str, Context] = {}
         self.defaults: dict[str, str] = {}
         self._default_lock = asyncio.Lock()
+        self.closed = False
 
     async def create(self, language: str, cwd: str) -> Context:
         check_language(language, self.specs)
@@ -195,7 +231,14 @@ class ContextPool:
             kernel_name=kernel_name_for(language), kernel_spec_manager=self.specs
         )
         context = Context(language, shown_cwd, manager)
-        await context.start(host_cwd, self.environment)
+        try:
+            await context.start(host_cwd, self.environment)
+        except RuntimeError:
+            if not self.closed:
+                raise
+        if self.closed:
+            await context.shutdown()
+            raise Conflict("the sandbox stopped while the context was starting")
         self.contexts[context.id] = context
         log.info("context %s (%s) started in %s", context.id, language, shown_cwd)
         return context
@@ -219,12 +262,10 @@ class ContextPool:
 
     async def delete(self, context_id: str) -> None:
         context = self.get(context_id)
-        if context.lock.locked():
-            with contextlib.suppress(Exception):
-                await context.manager.interrupt_kernel()
         del self.contexts[context_id]
         await context.shutdown()
 
     async def shutdown_all(self) -> None:
+        self.closed = True
         contexts, self.contexts = list(self.contexts.values()), {}
         await asyncio.gather(*(context.shutdown() for context in contexts))

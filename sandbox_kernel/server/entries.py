@@ -21,14 +21,14 @@ MIME_FIELDS = {
 
 def result_entry(content: dict[str, Any], *, main: bool, update: bool = False) -> dict[str, Any]:
     """A `result` entry carrying both the E2B-style fields and the full MIME bundle."""
-    bundle = content.get("data", {})
+    bundle = content.get("data") or {}
     entry: dict[str, Any] = {"type": "result", "isMainResult": main}
     for mime, field in MIME_FIELDS.items():
         if mime in bundle:
             entry[field] = bundle[mime]
     entry["bundle"] = bundle
-    entry["metadata"] = content.get("metadata", {})
-    display_id = content.get("transient", {}).get("display_id")
+    entry["metadata"] = content.get("metadata") or {}
+    display_id = (content.get("transient") or {}).get("display_id")
     if display_id:
         entry["displayId"] = display_id
     if update:
@@ -50,7 +50,7 @@ def entry_from_iopub(msg_type: str, content: dict[str, Any]) -> dict[str, Any] |
         return error_entry(
             content.get("ename", "Error"),
             content.get("evalue", ""),
-            "\n".join(content.get("traceback", [])),
+            "\n".join(content.get("traceback") or []),
         )
     if msg_type == "clear_output":
         return {"type": "clearOutput", "wait": bool(content.get("wait", False))}

@@ -3,20 +3,60 @@
 from __future__ import annotations
 
 import base64
+import errno
+import functools
 import os
 import shutil
 import stat as stat_module
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from .errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
-from .paths import PathResolver, normalize
+from .errors import ApiError, Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
+from .paths import PathResolver, join, normalize
 
 MAX_INLINE_READ = 64 * 1024 * 1024
+
+# What the OS says when sandbox code left the tree in a shape a request cannot work with.
+_ERRORS_BY_ERRNO: dict[int, type[ApiError]] = {
+    errno.ENOENT: NotFound,
+    errno.EEXIST: Conflict,
+    errno.ENOTEMPTY: Conflict,
+    errno.ENOTDIR: InvalidRequest,
+    errno.EISDIR: InvalidRequest,
+    errno.ELOOP: InvalidRequest,
+    errno.ENAMETOOLONG: InvalidRequest,
+    errno.EINVAL: InvalidRequest,
+    errno.EACCES: Forbidden,
+    errno.EPERM: Forbidden,
+    errno.EROFS: Forbidden,
+}
+
+Operation = TypeVar("Operation", bound=Callable[..., Any])
+
+
+def _refusals_as_errors(operation: Operation) -> Operation:
+    """Report the OS refusing an operation as a protocol error naming the sandbox path.
+
+    The OS's own message would name the host path, which is none of the client's business.
+    """
+
+    @functools.wraps(operation)
+    def translated(self: FileStore, path: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return operation(self, path, *args, **kwargs)
+        except OSError as error:
+            error_type = _ERRORS_BY_ERRNO.get(error.errno or 0)
+            if error_type is None:
+                raise
+            reason = (error.strerror or "failed").lower()
+            verb = operation.__name__.split("_")[0]
+            raise error_type(f"cannot {verb} {normalize(path)}: {reason}") from None
+
+    return translated  # type: ignore[return-value]
 
 
 def _parse_mode(mode: str | int | None, default: int) -> int:
@@ -61,12 +101,14 @@ class FileStore:
             entry["symlinkTarget"] = os.readlink(host_path)
         return entry
 
+    @_refusals_as_errors
     def stat(self, path: str) -> dict[str, Any]:
         host = self.paths.host(path, follow_final=False)
         if not host.is_symlink() and not host.exists():
             raise NotFound(f"no such file or directory: {normalize(path)}")
         return self.entry(host)
 
+    @_refusals_as_errors
     def list(self, path: str | None, depth: int | None) -> dict[str, Any]:
         shown = normalize(path or "/home/user")
         depth = 1 if depth is None else depth
@@ -95,6 +137,7 @@ class FileStore:
 
     # ---- file contents
 
+    @_refusals_as_errors
     def read(self, path: str) -> dict[str, Any]:
         host = self._existing_file(path)
         size = host.stat().st_size
@@ -110,6 +153,7 @@ class FileStore:
             content = base64.b64encode(data).decode("ascii")
             return {"path": normalize(path), "content": content, "encoding": "base64"}
 
+    @_refusals_as_errors
     def write(
         self, path: str, content: str, mode: str | None, encoding: str | None, create_dir: bool
     ) -> dict[str, Any]:
@@ -136,8 +180,12 @@ class FileStore:
             raise NotFound(f"no such file: {normalize(path)}")
         if host.is_dir():
             raise InvalidRequest(f"is a directory: {normalize(path)}")
+        if not host.is_file():
+            # A FIFO would block the read forever, a device node could stream without end.
+            raise InvalidRequest(f"not a regular file: {normalize(path)}")
         return host
 
+    @_refusals_as_errors
     def download_path(self, path: str) -> Path:
         """The host file to stream for a download."""
         return self._existing_file(path)
@@ -159,9 +207,13 @@ class FileStore:
             raise InvalidRequest(f"not a directory: {normalize(shown + '/..')}")
         return host
 
-    def upload_target(self, path: str) -> Path:
-        """The host path an upload will land on (parents are created, like the cloud does)."""
-        return self._writable_target(path, create_dir=True)
+    @_refusals_as_errors
+    def upload(self, path: str, staged: Path, size: int) -> dict[str, Any]:
+        """Put a completely received upload in place (parents are created, like the cloud does)."""
+        target = self._writable_target(path, create_dir=True)
+        os.chmod(staged, 0o644)
+        os.replace(staged, target)
+        return {"path": normalize(path), "size": size}
 
     @contextmanager
     def staged_file(self, target: Path) -> Iterator[BinaryIO]:
@@ -179,32 +231,56 @@ class FileStore:
 
     # ---- filesystem changes
 
+    @_refusals_as_errors
     def mkdir(self, path: str, parents: bool, mode: str | None) -> dict[str, Any]:
         permissions = _parse_mode(mode, 0o755)
         host = self.paths.host(path)
-        if host.exists() and not (parents and host.is_dir()):
+        existed = host.exists()
+        if existed and not (parents and host.is_dir()):
             raise Conflict(f"already exists: {normalize(path)}")
         try:
             host.mkdir(mode=permissions, parents=parents, exist_ok=parents)
         except FileNotFoundError:
             raise NotFound(f"parent directory does not exist: {normalize(path + '/..')}") from None
+        except NotADirectoryError:
+            raise InvalidRequest(f"a parent of {normalize(path)} is not a directory") from None
+        if not existed:
+            os.chmod(host, permissions)  # the exact mode asked for, whatever the umask
         return {"path": normalize(path), "created": True}
 
+    @_refusals_as_errors
     def move(self, source: str, destination: str) -> dict[str, Any]:
+        """Move like `mv`: into `destination` when it is a directory, else onto it.
+
+        A link as the destination is followed only when it leads inside the sandbox, and the
+        final rename never follows one: a link there is replaced, not moved into.
+        """
         source_host = self.paths.host(source, follow_final=False)
-        destination_host = self.paths.host(destination, follow_final=False)
         if not source_host.is_symlink() and not source_host.exists():
             raise NotFound(f"no such file or directory: {normalize(source)}")
         if source_host == self.paths.root:
             raise InvalidRequest("cannot move /")
-        if destination_host.is_dir() and not destination_host.is_symlink():
-            destination_host = destination_host / source_host.name
-        if destination_host == source_host or source_host in destination_host.parents:
+        shown = normalize(destination)
+        destination_host = self.paths.host(shown)
+        if destination_host.is_dir():
+            shown = join(shown, source_host.name)
+            destination_host = self.paths.host(shown, follow_final=False)
+        real_source = Path(os.path.realpath(source_host.parent)) / source_host.name
+        real_destination = Path(os.path.realpath(destination_host.parent)) / destination_host.name
+        if real_destination == real_source or real_source in real_destination.parents:
             raise InvalidRequest(f"cannot move {normalize(source)} into itself")
+        if destination_host.is_dir() and not destination_host.is_symlink():
+            raise Conflict(f"already exists: {shown}")
         destination_host.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(source_host, destination_host)
-        return {"source": normalize(source), "destination": self.paths.sandbox(destination_host)}
+        try:
+            os.replace(source_host, destination_host)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            shutil.move(source_host, destination_host)
+        return {"source": normalize(source), "destination": shown}
 
+    @_refusals_as_errors
     def remove(self, path: str) -> dict[str, Any]:
         host = self.paths.host(path, follow_final=False)
         if host == self.paths.root:

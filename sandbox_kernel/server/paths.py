@@ -19,7 +19,11 @@ def normalize(sandbox_path: str, cwd: str = HOME) -> str:
         raise InvalidRequest("path must be a non-empty string")
     if "\x00" in sandbox_path:
         raise InvalidRequest("path must not contain NUL bytes")
-    if len(sandbox_path.encode()) > MAX_PATH_BYTES:
+    try:
+        encoded = sandbox_path.encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest("path must be valid Unicode text") from None
+    if len(encoded) > MAX_PATH_BYTES:
         raise InvalidRequest(f"path is longer than {MAX_PATH_BYTES} bytes")
     joined = sandbox_path if sandbox_path.startswith("/") else f"{cwd}/{sandbox_path}"
     parts: list[str] = []

@@ -94,9 +94,11 @@ class ProcessTable:
             number = int(pid)
         except (TypeError, ValueError):
             raise InvalidRequest(f"pid must be an integer, not {pid!r}") from None
+        if number <= 0:
+            raise InvalidRequest(f"pid must be a positive integer, not {number}")
         try:
             process = psutil.Process(number)
-        except psutil.Error:
+        except (psutil.Error, OverflowError):
             raise NotFound(f"no process {number} in this sandbox") from None
         if not self.owns(process):
             raise NotFound(f"no process {number} in this sandbox")
@@ -131,6 +133,8 @@ class ProcessTable:
         Output goes to unlinked temporary files rather than pipes, so a background job
         (`sleep 100 &`) that inherits them cannot hold the reply open.
         """
+        if "\x00" in command:
+            raise InvalidRequest("field 'command' must not contain NUL bytes")
         started = time.monotonic()
         with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
             process = await asyncio.create_subprocess_exec(

@@ -39,6 +39,7 @@ def write_state(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_suffix(".tmp")
     descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a leftover staged file keeps its old mode through O_CREAT
     with os.fdopen(descriptor, "w") as handle:
         json.dump(state, handle)
     staged.replace(path)

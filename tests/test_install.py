@@ -1,0 +1,70 @@
+"""`sandbox-kernel install`: a kernelspec pinned to this Python, found by `jupyter kernelspec`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "sandbox-kernel"
+
+
+def test_install_writes_a_kernelspec_pinned_to_this_python_with_its_env(tmp_path):
+    result = subprocess.run(
+        [
+            str(CONSOLE_SCRIPT),
+            "install",
+            "--prefix",
+            str(tmp_path),
+            "--name",
+            "x",
+            "--display-name",
+            "X",
+            "--env",
+            "K=V",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    spec_dir = tmp_path / "share" / "jupyter" / "kernels" / "x"
+    spec = json.loads((spec_dir / "kernel.json").read_text())
+    assert spec["display_name"] == "X"
+    assert spec["env"] == {"K": "V"}
+    assert spec["argv"][1:] == ["-m", "sandbox_kernel", "-f", "{connection_file}"]
+    interpreter = Path(spec["argv"][0])
+    assert interpreter.is_absolute()
+    prefix = subprocess.run(
+        [str(interpreter), "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert prefix == sys.prefix
+    assert (spec_dir / "logo-64x64.png").is_file()
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
+        env={**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    kernelspecs = json.loads(listing.stdout)["kernelspecs"]
+    assert Path(kernelspecs["x"]["resource_dir"]) == spec_dir
+    assert kernelspecs["x"]["spec"]["display_name"] == "X"
+
+
+def test_install_refuses_an_env_setting_without_a_value(tmp_path):
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "install", "--prefix", str(tmp_path), "--env", "NOVALUE"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "KEY=VALUE" in result.stderr
+    assert not (tmp_path / "share").exists()
