@@ -82,6 +82,7 @@ def private_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     home = tmp_path_factory.mktemp("home")
     os.environ["XDG_DATA_HOME"] = str(home / "data")
     os.environ["SANDBOX_KERNEL_RUNTIME_DIR"] = str(home / "runtime")
+    os.environ["IPYTHONDIR"] = str(home / "ipython")
     yield
     from sandbox_kernel import local
 

@@ -679,3 +679,24 @@ def test_server_still_answers_health_after_all_of_it(api, server):
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
     assert server.process.poll() is None
+
+
+def test_null_options_mean_the_defaults_as_the_sdk_sends_them(api, sandbox_url):
+    made = api.post(
+        f"{sandbox_url}/filesystem/mkdir",
+        json={"path": "/home/user/null/options", "parents": None, "mode": None},
+    )
+    assert made.status_code == 200, made.text
+    written = api.post(
+        f"{sandbox_url}/files",
+        json={"path": "/home/user/null/x.txt", "content": "x", "mode": None, "createDir": None},
+    )
+    assert written.status_code == 200, written.text
+    ran = api.post(
+        f"{sandbox_url}/processes/cmd", json={"command": "pwd", "cwd": None, "timeout": None}
+    )
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["result"]["stdout"].strip().endswith("/home/user")
+    missing = api.post(f"{sandbox_url}/filesystem/remove", json={"path": None})
+    assert_error(missing, 400, "INVALID_REQUEST")
+    assert "path" in missing.json()["message"]
