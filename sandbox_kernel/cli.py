@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-upload-mb", type=int, default=100, help="upload size limit (default: %(default)s)"
     )
+    serve.add_argument(
+        "--no-extensions",
+        action="store_true",
+        help="offer only the plain cloud protocol (no streaming, interrupt, stdin, completion)",
+    )
     serve.add_argument("--state-file", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
 
@@ -128,7 +133,7 @@ def run_install(parser: argparse.ArgumentParser, options: argparse.Namespace) ->
 
 
 def run_serve(options: argparse.Namespace) -> int:
-    from .server import ServerSettings
+    from .server import EXTENSIONS, ServerSettings
     from .server.runner import serve
 
     if options.isolation == "bwrap":
@@ -145,6 +150,7 @@ def run_serve(options: argparse.Namespace) -> int:
         token=options.token or secrets.token_urlsafe(24),
         isolation="none",
         max_upload_bytes=options.max_upload_mb * 1024 * 1024,
+        extensions=[] if options.no_extensions else list(EXTENSIONS),
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))

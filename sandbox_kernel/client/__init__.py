@@ -13,6 +13,7 @@ from .errors import (
     SandboxRequestError,
     SandboxServerError,
     SandboxTimeoutError,
+    SandboxUnsupportedError,
 )
 from .operations import ContextOperations, FileOperations, FileSystemOperations, ProcessOperations
 from .sandbox import CodeInterpreterSandbox
@@ -39,4 +40,5 @@ __all__ = [
     "SandboxRequestError",
     "SandboxServerError",
     "SandboxTimeoutError",
+    "SandboxUnsupportedError",
 ]

@@ -44,6 +44,8 @@ class Call:
     upload_from: str | None = None
     download_to: str | None = None
     progress: Progress | None = None
+    streams_lines: bool = False
+    """The reply is NDJSON, one entry a line, read as it arrives."""
 
 
 class CodeLanguage(str, Enum):
@@ -146,6 +148,46 @@ def execute(code: str, context_id: str | None, language: str | None, timeout: fl
         contextId=context_id,
     )
     return Call("POST", "contexts/execute", json=body, read_timeout=_server_timeout(timeout))
+
+
+def execute_streaming(
+    code: str,
+    context_id: str | None,
+    language: str | None,
+    timeout: float | None,
+    allow_stdin: bool,
+) -> Call:
+    """An execution whose entries arrive as they are produced; `timeout=None` is no limit."""
+    body: dict[str, Any] = _without_none(
+        code=code,
+        language=None if language is None else checked_language(language),
+        contextId=context_id,
+    )
+    body["timeout"] = timeout
+    body["allowStdin"] = allow_stdin
+    return Call("POST", "contexts/execute", json=body, read_timeout=None, streams_lines=True)
+
+
+def interrupt_context(context_id: str) -> Call:
+    return Call("POST", f"contexts/{_segment(context_id)}/interrupt")
+
+
+def restart_context(context_id: str) -> Call:
+    return Call("POST", f"contexts/{_segment(context_id)}/restart", reply=_context_info)
+
+
+def send_input(context_id: str, value: str) -> Call:
+    return Call("POST", f"contexts/{_segment(context_id)}/input", json={"value": value})
+
+
+def complete(context_id: str, code: str, cursor_pos: int) -> Call:
+    body = {"code": code, "cursorPos": cursor_pos}
+    return Call("POST", f"contexts/{_segment(context_id)}/complete", json=body)
+
+
+def inspect(context_id: str, code: str, cursor_pos: int, detail_level: int) -> Call:
+    body = {"code": code, "cursorPos": cursor_pos, "detailLevel": detail_level}
+    return Call("POST", f"contexts/{_segment(context_id)}/inspect", json=body)
 
 
 def delete_context(context_id: str) -> Call:

@@ -45,6 +45,10 @@ class SandboxNotFoundError(SandboxRequestError):
     """The sandbox, context, file or process does not exist (404)."""
 
 
+class SandboxUnsupportedError(SandboxError):
+    """The server does not offer an extension (streaming, interrupt, ...): the cloud offers none."""
+
+
 class SandboxServerError(SandboxError):
     """The server failed while handling the request (a 5xx reply)."""
 

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import endpoints
 from .endpoints import Call, CodeLanguage, Progress
-from .errors import SandboxError, SandboxNotFoundError
+from .errors import SandboxError, SandboxNotFoundError, SandboxUnsupportedError
 
 if TYPE_CHECKING:
     from .sandbox import CodeInterpreterSandbox
 
 logger = logging.getLogger(__name__)
+
+EntryCallback = Callable[[dict[str, Any]], None]
+"""Called with each result entry of an execution."""
+
+
+def _seen(entry: dict[str, Any], on_entry: EntryCallback) -> dict[str, Any]:
+    on_entry(entry)
+    return entry
 
 
 class _Operations:
@@ -224,9 +232,22 @@ class ContextOperations(_Operations):
         language: CodeLanguage | str | None = None,
         context_id: str | None = None,
         timeout: int | None = 30,
+        *,
+        on_entry: EntryCallback | None = None,
     ) -> Any:
-        """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry."""
-        return self._send(self._execution(code, language, context_id, timeout))
+        """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry.
+
+        `on_entry(entry)` sees each entry as it is produced where the server streams, and
+        all of them at the end where it does not.
+        """
+        if on_entry is not None and "stream" in self._sandbox.extensions:
+            call = self._streamed(code, language, context_id, timeout, allow_stdin=False)
+            results = [_seen(entry, on_entry) for entry in self._sandbox.data_api.stream(call)]
+            return {"contextId": call.json.get("contextId"), "results": results}
+        reply = self._send(self._execution(code, language, context_id, timeout))
+        for entry in reply.get("results", []) if on_entry is not None else ():
+            on_entry(entry)
+        return reply
 
     async def execute_async(
         self,
@@ -234,9 +255,119 @@ class ContextOperations(_Operations):
         language: CodeLanguage | str | None = None,
         context_id: str | None = None,
         timeout: int | None = 30,
+        *,
+        on_entry: EntryCallback | None = None,
     ) -> Any:
-        """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry."""
-        return await self._send_async(self._execution(code, language, context_id, timeout))
+        """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry.
+
+        `on_entry(entry)` sees each entry as it is produced where the server streams, and
+        all of them at the end where it does not.
+        """
+        if on_entry is not None and "stream" in await self._sandbox.extensions_async():
+            call = self._streamed(code, language, context_id, timeout, allow_stdin=False)
+            results = [
+                _seen(entry, on_entry) async for entry in self._sandbox.data_api.stream_async(call)
+            ]
+            return {"contextId": call.json.get("contextId"), "results": results}
+        reply = await self._send_async(self._execution(code, language, context_id, timeout))
+        for entry in reply.get("results", []) if on_entry is not None else ():
+            on_entry(entry)
+        return reply
+
+    async def stream_async(
+        self,
+        code: str,
+        language: CodeLanguage | str | None = None,
+        context_id: str | None = None,
+        timeout: float | None = None,
+        *,
+        allow_stdin: bool = False,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Entries of an execution as they are produced (`timeout=None`: no limit).
+
+        Where the server does not stream, this runs a plain execution (the server's own
+        time limit applies) and yields its entries at the end.
+        """
+        if "stream" in await self._sandbox.extensions_async():
+            call = self._streamed(code, language, context_id, timeout, allow_stdin=allow_stdin)
+            async for entry in self._sandbox.data_api.stream_async(call):
+                yield entry
+            return
+        reply = await self._send_async(self._execution(code, language, context_id, timeout))
+        for entry in reply.get("results", []):
+            yield entry
+
+    def interrupt(self, context_id: str | None = None) -> Any:
+        """Interrupt the code running in a context (KeyboardInterrupt there; state is kept)."""
+        return self._send(self._extension("interrupt", endpoints.interrupt_context, context_id))
+
+    async def interrupt_async(self, context_id: str | None = None) -> Any:
+        """Interrupt the code running in a context (KeyboardInterrupt there; state is kept)."""
+        await self._sandbox.extensions_async()
+        call = self._extension("interrupt", endpoints.interrupt_context, context_id)
+        return await self._send_async(call)
+
+    def restart(self, context_id: str | None = None) -> Any:
+        """Give a context a fresh interpreter, keeping its id."""
+        return self._send(self._extension("restart", endpoints.restart_context, context_id))
+
+    async def restart_async(self, context_id: str | None = None) -> Any:
+        """Give a context a fresh interpreter, keeping its id."""
+        await self._sandbox.extensions_async()
+        call = self._extension("restart", endpoints.restart_context, context_id)
+        return await self._send_async(call)
+
+    def send_input(self, value: str, context_id: str | None = None) -> Any:
+        """Answer the `input()` that code running in a context is waiting on."""
+        return self._send(self._extension("stdin", endpoints.send_input, context_id, value))
+
+    async def send_input_async(self, value: str, context_id: str | None = None) -> Any:
+        """Answer the `input()` that code running in a context is waiting on."""
+        await self._sandbox.extensions_async()
+        call = self._extension("stdin", endpoints.send_input, context_id, value)
+        return await self._send_async(call)
+
+    def complete(self, code: str, cursor_pos: int, context_id: str | None = None) -> Any:
+        """Completions from the context: `{"matches", "cursorStart", "cursorEnd", "metadata"}`."""
+        call = self._extension("complete", endpoints.complete, context_id, code, cursor_pos)
+        return self._send(call)
+
+    async def complete_async(
+        self, code: str, cursor_pos: int, context_id: str | None = None
+    ) -> Any:
+        """Completions from the context: `{"matches", "cursorStart", "cursorEnd", "metadata"}`."""
+        await self._sandbox.extensions_async()
+        call = self._extension("complete", endpoints.complete, context_id, code, cursor_pos)
+        return await self._send_async(call)
+
+    def inspect(
+        self, code: str, cursor_pos: int, detail_level: int = 0, context_id: str | None = None
+    ) -> Any:
+        """What the context knows about the name at the cursor: `{"found", "data", "metadata"}`."""
+        call = self._extension(
+            "inspect", endpoints.inspect, context_id, code, cursor_pos, detail_level
+        )
+        return self._send(call)
+
+    async def inspect_async(
+        self, code: str, cursor_pos: int, detail_level: int = 0, context_id: str | None = None
+    ) -> Any:
+        """What the context knows about the name at the cursor: `{"found", "data", "metadata"}`."""
+        await self._sandbox.extensions_async()
+        call = self._extension(
+            "inspect", endpoints.inspect, context_id, code, cursor_pos, detail_level
+        )
+        return await self._send_async(call)
+
+    def _extension(
+        self, name: str, build: Callable[..., Call], context_id: str | None, *arguments: Any
+    ) -> Call:
+        """The call for an extension of the local server; a clear error where it is missing."""
+        if name not in self._sandbox.extensions:
+            raise SandboxUnsupportedError(
+                f"the sandbox server at {self._sandbox.endpoint} does not offer '{name}'"
+            )
+        return build(self._required_id(context_id), *arguments)
 
     def delete(self, context_id: str | None = None) -> Any:
         """Delete a context (the current one by default)."""
@@ -279,6 +410,23 @@ class ContextOperations(_Operations):
         context_id: str | None,
         timeout: int | None,
     ) -> Call:
+        return endpoints.execute(code, *self._target(language, context_id), timeout)
+
+    def _streamed(
+        self,
+        code: str,
+        language: CodeLanguage | str | None,
+        context_id: str | None,
+        timeout: float | None,
+        *,
+        allow_stdin: bool,
+    ) -> Call:
+        context_id, language = self._target(language, context_id)
+        return endpoints.execute_streaming(code, context_id, language, timeout, allow_stdin)
+
+    def _target(
+        self, language: CodeLanguage | str | None, context_id: str | None
+    ) -> tuple[str | None, str | None]:
         """Where code runs: the given context, else the current one, else a default context.
 
         A language that differs from the current context's runs in that language's default
@@ -289,7 +437,7 @@ class ContextOperations(_Operations):
             context_id, language = self._context_id, None
         if context_id is None and language is None:
             language = CodeLanguage.PYTHON
-        return endpoints.execute(code, context_id, language, timeout)
+        return context_id, language
 
     def _remember(self, context: dict[str, Any]) -> ContextOperations:
         self._context_id = context["id"]

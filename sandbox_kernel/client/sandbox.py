@@ -33,6 +33,7 @@ class CodeInterpreterSandbox:
         self._data_api = data_api
         self._delete_on_exit = delete_on_exit
         self._deleted = False
+        self._health: dict[str, Any] | None = None
         self.file = FileOperations(self)
         self.file_system = FileSystemOperations(self)
         self.process = ProcessOperations(self)
@@ -152,11 +153,33 @@ class CodeInterpreterSandbox:
 
     def check_health(self) -> Any:
         """The sandbox's health, `{"status": "ok", ...}` once it is ready."""
-        return self._data_api.send(endpoints.health())
+        return self._remember_health(self._data_api.send(endpoints.health()))
 
     async def check_health_async(self) -> Any:
         """The sandbox's health, `{"status": "ok", ...}` once it is ready."""
-        return await self._data_api.send_async(endpoints.health())
+        return self._remember_health(await self._data_api.send_async(endpoints.health()))
+
+    @property
+    def extensions(self) -> frozenset[str]:
+        """What the server offers beyond the cloud protocol (the cloud: nothing)."""
+        if self._health is None:
+            self.check_health()
+        return self._offered()
+
+    async def extensions_async(self) -> frozenset[str]:
+        """What the server offers beyond the cloud protocol (the cloud: nothing)."""
+        if self._health is None:
+            await self.check_health_async()
+        return self._offered()
+
+    def _offered(self) -> frozenset[str]:
+        offered = self._health.get("extensions") if isinstance(self._health, dict) else None
+        return frozenset(offered) if isinstance(offered, list) else frozenset()
+
+    def _remember_health(self, health: Any) -> Any:
+        if isinstance(health, dict) and health.get("status") == "ok":
+            self._health = health
+        return health
 
     def wait_until_ready(self, timeout: float = READY_TIMEOUT) -> Any:
         """Poll health until it says ok; SandboxTimeoutError after `timeout` seconds."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import SandboxError
@@ -62,17 +63,67 @@ class SandboxSession:
         return self.health.get("server") == "sandbox-kernel"
 
     @property
+    def extensions(self) -> frozenset[str]:
+        """What the server offers beyond the cloud protocol (streaming, interrupt, ...)."""
+        offered = self.health.get("extensions")
+        return frozenset(offered) if isinstance(offered, list) else frozenset()
+
+    @property
     def uses_embedded_server(self) -> bool:
         """True when no endpoint was configured, so the embedded local server was chosen."""
         return self.settings is not None and self.settings.source == EMBEDDED
+
+    def open(self) -> None:
+        """Create or join the sandbox, read its health, create the context (blocking).
+
+        A failure is kept in `failure` (for `%sbx status` and the banner) and raised.
+        """
+        with self._failure_recorded():
+            if self.settings is None:
+                self.settings = ClientSettings.resolve(self.endpoint, self.token)
+            if self.sandbox is None:
+                endpoint, token = self.settings.endpoint, self.settings.token
+                if self.sandbox_id:
+                    self.sandbox = CodeInterpreterSandbox.connect(self.sandbox_id, endpoint, token)
+                else:
+                    self.sandbox = CodeInterpreterSandbox.create(self.template, endpoint, token)
+                    self.created_sandbox = True
+                self.sandbox_id = self.sandbox.sandbox_id
+            self._remember_health(self.sandbox.check_health())
+            self.context = self.sandbox.context.create(language=self.language)
+        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
 
     async def open_async(self) -> None:
         """Create or join the sandbox, read its health, create the context.
 
         A failure is kept in `failure` (for `%sbx status` and the banner) and raised.
         """
+        with self._failure_recorded():
+            if self.settings is None:
+                # Resolving may start the embedded server, which blocks: keep it off the loop.
+                self.settings = await asyncio.to_thread(
+                    ClientSettings.resolve, self.endpoint, self.token
+                )
+            if self.sandbox is None:
+                endpoint, token = self.settings.endpoint, self.settings.token
+                if self.sandbox_id:
+                    self.sandbox = await CodeInterpreterSandbox.connect_async(
+                        self.sandbox_id, endpoint, token
+                    )
+                else:
+                    self.sandbox = await CodeInterpreterSandbox.create_async(
+                        self.template, endpoint, token
+                    )
+                    self.created_sandbox = True
+                self.sandbox_id = self.sandbox.sandbox_id
+            self._remember_health(await self.sandbox.check_health_async())
+            self.context = await self.sandbox.context.create_async(language=self.language)
+        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    @contextlib.contextmanager
+    def _failure_recorded(self) -> Iterator[None]:
         try:
-            await self._open_async()
+            yield
         except Exception as error:
             self.failure = str(error) or type(error).__name__
             if self.sandbox is None and self.uses_embedded_server:
@@ -80,28 +131,25 @@ class SandboxSession:
             raise
         self.failure = None
 
-    async def _open_async(self) -> None:
-        if self.settings is None:
-            # Resolving may start the embedded server, which blocks: keep it off the loop.
-            self.settings = await asyncio.to_thread(
-                ClientSettings.resolve, self.endpoint, self.token
-            )
-        if self.sandbox is None:
-            endpoint, token = self.settings.endpoint, self.settings.token
-            if self.sandbox_id:
-                self.sandbox = await CodeInterpreterSandbox.connect_async(
-                    self.sandbox_id, endpoint, token
-                )
-            else:
-                self.sandbox = await CodeInterpreterSandbox.create_async(
-                    self.template, endpoint, token
-                )
-                self.created_sandbox = True
-            self.sandbox_id = self.sandbox.sandbox_id
-        health = await self.sandbox.check_health_async()
+    def _remember_health(self, health: Any) -> None:
         self.health = health if isinstance(health, dict) else {}
-        self.context = await self.sandbox.context.create_async(language=self.language)
-        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    def close(self, *, keep_sandbox: bool | None = None) -> None:
+        """Delete the context, and the sandbox too when this session created it (blocking)."""
+        keep = self.keep_sandbox if keep_sandbox is None else keep_sandbox
+        if self.sandbox is None:
+            return
+        if self.context is not None and self.context.context_id is not None:
+            try:
+                self.context.delete()
+            except SandboxError as error:
+                log.warning("could not delete context: %s", error)
+        self.context = None
+        if self.created_sandbox and not keep:
+            with contextlib.suppress(SandboxError):
+                self.sandbox.delete()
+        self.sandbox.close()
+        self.sandbox = None
 
     async def close_async(self, *, keep_sandbox: bool | None = None) -> None:
         """Delete the context, and the sandbox too when this session created it."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
@@ -25,6 +26,7 @@ from .errors import (
 from .settings import ClientSettings
 
 CONNECT_TIMEOUT = 10.0
+NDJSON = "application/x-ndjson"
 WRITE_TIMEOUT = 60.0
 DOWNLOAD_CHUNK = 1024 * 1024
 
@@ -104,6 +106,40 @@ class DataClient:
                     await response.aclose()
                 return sink.commit()
 
+    def stream(self, call: Call) -> Iterator[Any]:
+        """Run a streaming call, yielding each decoded line as the server sends it."""
+        client = self._sync_client()
+        with self._translated_failures(call), contextlib.ExitStack() as stack:
+            request = self._build(client, call, stack)
+            request.headers["Accept"] = NDJSON
+            response = client.send(request, stream=True)
+            try:
+                if not response.is_success:
+                    response.read()
+                    raise error_from_response(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield _decoded_line(call, line)
+            finally:
+                response.close()
+
+    async def stream_async(self, call: Call) -> AsyncIterator[Any]:
+        """Run a streaming call, yielding each decoded line as the server sends it."""
+        client = self._async_http_client()
+        with self._translated_failures(call), contextlib.ExitStack() as stack:
+            request = self._build(client, call, stack)
+            request.headers["Accept"] = NDJSON
+            response = await client.send(request, stream=True)
+            try:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_from_response(response)
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield _decoded_line(call, line)
+            finally:
+                await response.aclose()
+
     def close(self) -> None:
         """Close the sync connection pool."""
         if self._client is not None:
@@ -177,7 +213,7 @@ class DataClient:
         except httpx.TimeoutException as error:
             raise SandboxTimeoutError(
                 f"{call.method} {self._path(call)}: no answer from the sandbox server at "
-                f"{self.settings.where} within {call.read_timeout:g} s ({_reason(error)})"
+                f"{self.settings.where} within {call.read_timeout or 0:g} s ({_reason(error)})"
             ) from error
         except httpx.TransportError as error:
             raise SandboxConnectionError(
@@ -201,6 +237,15 @@ def _read_reply(call: Call, response: httpx.Response) -> Any:
             status=response.status_code,
         ) from None
     return call.reply(decoded)
+
+
+def _decoded_line(call: Call, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise SandboxError(
+            f"{call.method} {call.path}: a streamed line is not JSON: {line[:200]!r}"
+        ) from None
 
 
 def _reason(error: Exception) -> str:

@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,27 @@ from traitlets import Bool, Float, Unicode
 from .. import __version__
 from ..client.session import SandboxSession
 from .outputs import error_content, message_for
-from .routing import MixedCellError, Route, route
+from .routing import MixedCellError, Route, is_local_at, route
 
 log = logging.getLogger(__name__)
 
 CLOUD_TIMEOUT = 30.0
 EMBEDDED_TIMEOUT = 24 * 3600.0
+INTERRUPT_GRACE_SECONDS = 5.0
+ASK_TIMEOUT_SECONDS = 12.0
+
+
+@dataclass
+class RemoteCell:
+    """What one forwarded cell has produced so far."""
+
+    count: int
+    silent: bool
+    allow_stdin: bool
+    streaming: bool = False
+    interrupted: bool = False
+    timed_out: bool = False
+    error: dict[str, Any] | None = None
 
 
 class SandboxKernel(IPythonKernel):
@@ -142,70 +158,114 @@ class SandboxKernel(IPythonKernel):
                 cell_meta=cell_meta,
                 cell_id=cell_id,
             )
-        return await self._execute_remote(code, silent, store_history)
+        return await self._execute_remote(code, silent, store_history, allow_stdin)
 
-    async def _execute_remote(self, code: str, silent: bool, store_history: bool) -> dict[str, Any]:
+    async def _execute_remote(
+        self, code: str, silent: bool, store_history: bool, allow_stdin: bool
+    ) -> dict[str, Any]:
         shell = self.shell
         count = shell.execution_count
         if store_history and not silent:
             shell.history_manager.store_inputs(count, code)
-        request = asyncio.ensure_future(self._send_cell(code))
+        cell = RemoteCell(count=count, silent=silent, allow_stdin=allow_stdin)
+        request = asyncio.ensure_future(self._run_cell(code, cell))
         try:
-            with self._cancelled_on_interrupt(request) as interrupted:
-                reply = await request
+            with self._interrupt_handler(request, cell):
+                await request
         except asyncio.CancelledError:
-            if not interrupted:
+            if not cell.interrupted:
                 raise
-            return self._fail(self._interrupted(), silent, store_history)
+            return self._fail(self._stopped_waiting(), silent, store_history)
         except Exception as error:  # a failure to reach the sandbox must never kill the kernel
             return self._fail(self._sandbox_failure(error), silent, store_history)
-        error_entry: dict[str, Any] | None = None
-        for entry in reply.get("results", []):
-            if entry.get("type") == "endOfExecution" and entry.get("status") == "timeout":
-                error_entry = error_entry or {"name": "TimeoutError", "value": "", "traceback": ""}
-                error_entry = self._explain_timeout(error_entry)
-                continue
-            if entry.get("type") == "error":
-                error_entry = entry
-                if entry.get("name") == "TimeoutError":
-                    continue
+        if cell.timed_out:
+            cell.error = self._explain_timeout(cell.error or {})
             if not silent:
-                self._publish(entry, count)
-        if error_entry is not None and error_entry.get("name") == "TimeoutError":
-            self._publish(error_entry, count)
-        return self._finish(count, error_entry, silent, store_history)
+                self._publish(cell.error, count)
+        return self._finish(count, cell.error, silent, store_history)
 
-    async def _send_cell(self, code: str) -> dict[str, Any]:
+    async def _run_cell(self, code: str, cell: RemoteCell) -> None:
+        """Send the cell and publish its entries: as they come where the server streams."""
         await self._ready()
-        return await self.remote.context.execute_async(code, timeout=self._cell_timeout())
+        context = self.remote.context
+        if "stream" in self.remote.extensions:
+            cell.streaming = True
+            entries = context.stream_async(
+                code, timeout=self.timeout, allow_stdin=cell.allow_stdin
+            )
+            async for entry in entries:
+                await self._handle_entry(entry, cell)
+            return
+        reply = await context.execute_async(code, timeout=self._cell_timeout())
+        for entry in reply.get("results", []):
+            await self._handle_entry(entry, cell)
+
+    async def _handle_entry(self, entry: dict[str, Any], cell: RemoteCell) -> None:
+        kind = entry.get("type")
+        if kind == "endOfExecution":
+            cell.timed_out = entry.get("status") == "timeout"
+            return
+        if kind == "inputRequest":
+            await self._answer_input(entry, cell)
+            return
+        if kind == "error":
+            cell.error = entry
+            if entry.get("name") == "TimeoutError":
+                return
+        if not cell.silent:
+            self._publish(entry, cell.count)
+
+    async def _answer_input(self, entry: dict[str, Any], cell: RemoteCell) -> None:
+        """Ask the frontend (the notebook's input box) and pass the answer to the sandbox."""
+        self._allow_stdin = cell.allow_stdin
+        ask = self.getpass if entry.get("password") else self.raw_input
+        try:
+            value = await asyncio.to_thread(ask, str(entry.get("prompt", "")))
+        except Exception:  # no frontend to ask: the remote input() must not wait forever
+            value = ""
+        await self.remote.context.send_input_async(value)
 
     @contextlib.contextmanager
-    def _cancelled_on_interrupt(self, request: asyncio.Future) -> Iterator[list[bool]]:
-        """Cancel `request` on SIGINT, which an interrupt (message or signal mode) delivers.
+    def _interrupt_handler(self, request: asyncio.Future, cell: RemoteCell) -> Iterator[None]:
+        """Turn SIGINT (what an interrupt delivers, message or signal mode) into a remote
+        interrupt where the server offers one; otherwise stop waiting for the reply.
 
         Without this, SIGINT while a cell awaits its reply raises in the event loop and the
-        kernel dies. Yields a list that is true once the interrupt arrived.
+        kernel dies.
         """
-        interrupted: list[bool] = []
         if threading.current_thread() is not threading.main_thread():
-            yield interrupted
+            yield
             return
         loop = asyncio.get_running_loop()
 
         def on_sigint(*_: object) -> None:
-            interrupted.append(True)
-            loop.call_soon_threadsafe(request.cancel)
+            first = not cell.interrupted
+            cell.interrupted = True
+            if first and cell.streaming and "interrupt" in self.remote.extensions:
+                loop.call_soon_threadsafe(
+                    lambda: asyncio.ensure_future(self._interrupt_remote(request))
+                )
+            else:
+                loop.call_soon_threadsafe(request.cancel)
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            yield interrupted
+            yield
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def _interrupted(self) -> dict[str, Any]:
+    async def _interrupt_remote(self, request: asyncio.Future) -> None:
+        """Interrupt the sandbox's context; stop waiting if the cell does not end soon after."""
+        try:
+            await self.remote.context.interrupt_async()
+            await asyncio.wait_for(asyncio.shield(request), INTERRUPT_GRACE_SECONDS)
+        except Exception:
+            request.cancel()
+
+    def _stopped_waiting(self) -> dict[str, Any]:
         value = (
-            "the kernel stopped waiting for this cell; the sandbox may still be running it, "
-            "and the next cell starts when it ends"
+            "the kernel stopped waiting for this cell; the sandbox may still be running it "
+            "(this server cannot interrupt), and the next cell starts when it ends"
         )
         return {"name": "KeyboardInterrupt", "value": value, "traceback": ""}
 
@@ -280,6 +340,53 @@ class SandboxKernel(IPythonKernel):
         else:
             reply.update(status="error", **error_content(error))
         return reply
+
+    # ---- completion and inspection: from the sandbox's context, `%sbx` lines locally
+
+    async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
+        cursor_pos = len(code) if cursor_pos is None else cursor_pos
+        if self._answers_remotely(code, cursor_pos, "complete"):
+            with contextlib.suppress(Exception):
+                reply = await asyncio.wait_for(
+                    self.remote.context.complete_async(code, cursor_pos), ASK_TIMEOUT_SECONDS
+                )
+                return {
+                    "status": "ok",
+                    "matches": reply.get("matches", []),
+                    "cursor_start": reply.get("cursorStart", cursor_pos),
+                    "cursor_end": reply.get("cursorEnd", cursor_pos),
+                    "metadata": reply.get("metadata", {}),
+                }
+        return super().do_complete(code, cursor_pos)
+
+    async def do_inspect(
+        self,
+        code: str,
+        cursor_pos: int | None,
+        detail_level: int = 0,
+        omit_sections: Any = (),
+    ) -> dict[str, Any]:
+        cursor_pos = len(code) if cursor_pos is None else cursor_pos
+        if self._answers_remotely(code, cursor_pos, "inspect"):
+            with contextlib.suppress(Exception):
+                reply = await asyncio.wait_for(
+                    self.remote.context.inspect_async(code, cursor_pos, detail_level),
+                    ASK_TIMEOUT_SECONDS,
+                )
+                return {
+                    "status": "ok",
+                    "found": bool(reply.get("found")),
+                    "data": reply.get("data", {}),
+                    "metadata": reply.get("metadata", {}),
+                }
+        return super().do_inspect(code, cursor_pos, detail_level, omit_sections)
+
+    def _answers_remotely(self, code: str, cursor_pos: int, extension: str) -> bool:
+        """The sandbox answers unless the cursor is in a local `%sbx` line or cell, or the
+        server cannot (then the local kernel does what it can)."""
+        if not self.remote.is_open or extension not in self.remote.extensions:
+            return False
+        return not is_local_at(code, cursor_pos)
 
     # ---- restart and shutdown
 

@@ -83,3 +83,14 @@ def _statement_starts(code: str) -> list[int]:
             numbers.append(token.start[0])
             at_start = False
     return numbers
+
+
+def is_local_at(code: str, cursor_pos: int) -> bool:
+    """True when the cursor is in a `%%sbx` cell or on a `%sbx` line: it completes locally."""
+    statements = statement_lines(code)
+    if statements and LOCAL_CELL.match(statements[0]):
+        return True
+    line_start = code.rfind("\n", 0, cursor_pos) + 1
+    line_end = code.find("\n", cursor_pos)
+    line = code[line_start : len(code) if line_end < 0 else line_end].strip()
+    return bool(LOCAL_LINE.match(line))

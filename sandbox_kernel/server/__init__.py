@@ -1,5 +1,5 @@
 """The embedded local sandbox server: the AgentRun data-plane protocol over real kernels."""
 
-from .app import ServerSettings, create_app
+from .app import EXTENSIONS, ServerSettings, create_app
 
-__all__ = ["ServerSettings", "create_app"]
+__all__ = ["EXTENSIONS", "ServerSettings", "create_app"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import json
 import logging
 import os
 import uuid
@@ -15,12 +16,13 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from .contexts import Context
 from .errors import ApiError, InvalidRequest, PayloadTooLarge, Unauthorized, code_for_status
 from .paths import HOME, normalize
 from .sandboxes import Sandbox, SandboxRegistry
@@ -29,6 +31,8 @@ from .uploads import UploadReceiver
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-acs-request-id"
+EXTENSIONS = ("stream", "interrupt", "restart", "stdin", "complete", "inspect")
+NDJSON = "application/x-ndjson"
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -41,7 +45,7 @@ class ServerSettings:
     token: str
     isolation: str = "none"
     max_upload_bytes: int = DEFAULT_UPLOAD_LIMIT
-    extensions: list[str] = field(default_factory=list)
+    extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
 class RequestIdMiddleware:
@@ -146,6 +150,27 @@ class Execute(Body):
     context_id: str | None = Field(default=None, alias="contextId")
     language: str | None = None
     timeout: float | None = Field(default=30, allow_inf_nan=False)
+    allow_stdin: bool | None = Field(default=None, alias="allowStdin")
+
+    @model_validator(mode="before")
+    @classmethod
+    def null_means_default(cls, value: Any) -> Any:
+        """As for every body, except that `"timeout": null` asks for no time limit."""
+        if isinstance(value, dict):
+            return {
+                key: item for key, item in value.items() if item is not None or key == "timeout"
+            }
+        return value
+
+
+class CodePosition(Body):
+    code: str
+    cursor_pos: int = Field(alias="cursorPos", ge=0)
+    detail_level: int = Field(default=0, alias="detailLevel", ge=0, le=1)
+
+
+class Input(Body):
+    value: str
 
 
 class WriteFile(Body):
@@ -317,7 +342,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         await sandbox_of(sandbox_id).contexts.delete(context_id)
         return {"id": context_id, "deleted": True}
 
-    async def run_code(sandbox: Sandbox, body: Execute, context_id: str | None) -> dict[str, Any]:
+    async def run_code(
+        sandbox: Sandbox, body: Execute, context_id: str | None, request: Request
+    ) -> Any:
         if body.timeout is not None and body.timeout <= 0:
             raise InvalidRequest("field 'timeout' must be a positive number of seconds")
         if context_id is not None:
@@ -329,16 +356,62 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 )
         else:
             context = await sandbox.contexts.default(body.language or "python")
-        results = [entry async for entry in context.execute(body.code, body.timeout)]
-        return {"contextId": context.id, "results": results}
+        streaming = "stream" in settings.extensions and NDJSON in request.headers.get("accept", "")
+        allow_stdin = streaming and "stdin" in settings.extensions
+        if body.allow_stdin is not None:
+            allow_stdin = allow_stdin and body.allow_stdin
+        entries = context.execute(body.code, body.timeout, allow_stdin=allow_stdin)
+        if streaming:
+            lines = (json.dumps(entry) + "\n" async for entry in entries)
+            return StreamingResponse(lines, media_type=NDJSON)
+        return {"contextId": context.id, "results": [entry async for entry in entries]}
 
     @app.post("/sandboxes/{sandbox_id}/contexts/execute")
-    async def execute(sandbox_id: str, body: Execute) -> dict[str, Any]:
-        return await run_code(running_sandbox(sandbox_id), body, body.context_id)
+    async def execute(sandbox_id: str, body: Execute, request: Request) -> Any:
+        return await run_code(running_sandbox(sandbox_id), body, body.context_id, request)
 
     @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/execute")
-    async def execute_in(sandbox_id: str, context_id: str, body: Execute) -> dict[str, Any]:
-        return await run_code(running_sandbox(sandbox_id), body, context_id)
+    async def execute_in(sandbox_id: str, context_id: str, body: Execute, request: Request) -> Any:
+        return await run_code(running_sandbox(sandbox_id), body, context_id, request)
+
+    def running_context(sandbox_id: str, context_id: str) -> Context:
+        return running_sandbox(sandbox_id).contexts.get(context_id)
+
+    if "interrupt" in settings.extensions:
+
+        @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/interrupt")
+        async def interrupt(sandbox_id: str, context_id: str) -> dict[str, Any]:
+            await running_context(sandbox_id, context_id).interrupt()
+            return {"id": context_id, "interrupted": True}
+
+    if "restart" in settings.extensions:
+
+        @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/restart")
+        async def restart(sandbox_id: str, context_id: str) -> dict[str, Any]:
+            context = running_context(sandbox_id, context_id)
+            await context.restart()
+            return context.describe()
+
+    if "stdin" in settings.extensions:
+
+        @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/input")
+        async def send_input(sandbox_id: str, context_id: str, body: Input) -> dict[str, Any]:
+            running_context(sandbox_id, context_id).send_input(body.value)
+            return {"id": context_id, "sent": True}
+
+    if "complete" in settings.extensions:
+
+        @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/complete")
+        async def complete(sandbox_id: str, context_id: str, body: CodePosition) -> dict[str, Any]:
+            context = running_context(sandbox_id, context_id)
+            return await context.complete(body.code, body.cursor_pos)
+
+    if "inspect" in settings.extensions:
+
+        @app.post("/sandboxes/{sandbox_id}/contexts/{context_id}/inspect")
+        async def inspect(sandbox_id: str, context_id: str, body: CodePosition) -> dict[str, Any]:
+            context = running_context(sandbox_id, context_id)
+            return await context.inspect(body.code, body.cursor_pos, body.detail_level)
 
     # ---- files and filesystem (sync routes: they run in the thread pool, off the event loop)
 

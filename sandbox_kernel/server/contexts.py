@@ -11,23 +11,20 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
-import zmq
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
-from .entries import end_entry, entry_from_iopub, error_entry
+from .channels import Ended, KernelChannels
+from .entries import end_entry, error_entry
 from .errors import Conflict, InvalidRequest, NotFound
 from .paths import PathResolver, normalize
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 1.0
-INTERRUPT_GRACE_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 60.0
-REPLY_TIMEOUT_SECONDS = 5.0
+ASK_TIMEOUT_SECONDS = 10.0
 
 
 class ContextKernelSpecs(KernelSpecManager):
@@ -74,6 +71,7 @@ class Context:
         self.cwd = cwd
         self.manager = manager
         self.client = None  # connected by start(), once the kernel's ports are known
+        self.channels: KernelChannels | None = None
         self.lock = asyncio.Lock()
         self.created_at = datetime.now(timezone.utc).isoformat()
         self.closed = False
@@ -100,113 +98,92 @@ class Context:
         except RuntimeError:
             await self.shutdown()
             raise
+        self.channels = KernelChannels(self.client)
+        self.channels.start()
 
     async def shutdown(self) -> None:
         self.closed = True
+        if self.channels is not None:
+            self.channels.end_all(*CLOSED)
+            await self.channels.stop()
         if self.client is not None:
             self.client.stop_channels()
         with contextlib.suppress(Exception):
             await self.manager.shutdown_kernel(now=True)
 
-    async def execute(self, code: str, timeout: float | None) -> AsyncIterator[dict[str, Any]]:
+    async def execute(
+        self, code: str, timeout: float | None, *, allow_stdin: bool = False
+    ) -> AsyncIterator[dict[str, Any]]:
         """Run `code`, yielding result entries in the order the kernel produced them."""
         async with self.lock:
-            async for entry in self._execute_locked(code, timeout):
-                yield entry
-
-    async def _execute_locked(
-        self, code: str, timeout: float | None
-    ) -> AsyncIterator[dict[str, Any]]:
-        if self.closed:
-            yield closed_context_error()
-            yield end_entry("error", None)
-            return
-        loop = asyncio.get_running_loop()
-        msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
-        deadline = None if timeout is None else loop.time() + timeout
-        interrupted_at: float | None = None
-        status = "ok"
-        while True:
-            now = loop.time()
-            wait = POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - now))
-            if interrupted_at is not None:
-                wait = POLL_SECONDS
-            try:
-                message = await self.client.get_iopub_msg(timeout=wait)
-            except Empty:
-                message = None
-            except (asyncio.CancelledError, zmq.ZMQError):
-                # Closing the channels (delete, stop) cancels or breaks the pending read.
-                if not self.closed:
-                    raise
-                message = None
-            if self.closed:
+            if self.closed or self.channels is None:
                 yield closed_context_error()
                 yield end_entry("error", None)
                 return
-            if message is None:
-                if not await self.manager.is_alive():
-                    yield error_entry(
-                        "ContextDied", "the interpreter process died during execution"
-                    )
-                    yield end_entry("error", None)
-                    return
-                now = loop.time()
-                if deadline is not None and now >= deadline and interrupted_at is None:
-                    await self.manager.interrupt_kernel()
-                    interrupted_at = now
-                elif interrupted_at is not None and now - interrupted_at > INTERRUPT_GRACE_SECONDS:
-                    await self.manager.restart_kernel(now=True)
-                    yield self._timeout_error(timeout, restarted=True)
-                    yield end_entry("timeout", None)
-                    return
-                continue
-            if message["parent_header"].get("msg_id") != msg_id:
-                continue
-            msg_type, content = message["msg_type"], message["content"]
-            if msg_type == "status" and content.get("execution_state") == "idle":
-                break
-            if msg_type == "error":
-                if interrupted_at is not None:
-                    continue
-                status = "error"
-            entry = entry_from_iopub(msg_type, content)
-            if entry is not None:
+            async for entry in self.channels.execute(
+                code,
+                timeout=timeout,
+                allow_stdin=allow_stdin,
+                is_alive=self.manager.is_alive,
+                interrupt=self.manager.interrupt_kernel,
+                restart=self._restart_kernel,
+            ):
                 yield entry
-        execution_count = await self._reply_count(msg_id)
-        if interrupted_at is not None:
-            yield self._timeout_error(timeout, restarted=False)
-            status = "timeout"
-        yield end_entry(status, execution_count)
 
-    async def _reply_count(self, msg_id: str) -> int | None:
+    async def interrupt(self) -> None:
+        """Interrupt the running code (KeyboardInterrupt in the kernel); state is kept."""
+        await self.manager.interrupt_kernel()
+
+    async def restart(self) -> None:
+        """Same context id, fresh interpreter: a running execution ends with an error."""
+        if self.channels is not None:
+            self.channels.end_all("ContextRestarted", "the context was restarted")
+        await self._restart_kernel()
+
+    async def _restart_kernel(self) -> None:
+        await self.manager.restart_kernel(now=True)
+        if self.channels is not None:
+            await self.channels.wait_ready()
+
+    def send_input(self, value: str) -> None:
+        """Answer the `input()` the running code is waiting on."""
+        if self.channels is None:
+            raise Conflict("the context is not waiting for input")
+        self.channels.answer_input(value)
+
+    async def complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
+        reply = await self._ask(lambda: self.client.complete(code, cursor_pos))
+        return {
+            "matches": reply.get("matches", []),
+            "cursorStart": reply.get("cursor_start", cursor_pos),
+            "cursorEnd": reply.get("cursor_end", cursor_pos),
+            "metadata": reply.get("metadata", {}),
+        }
+
+    async def inspect(self, code: str, cursor_pos: int, detail_level: int) -> dict[str, Any]:
+        reply = await self._ask(lambda: self.client.inspect(code, cursor_pos, detail_level))
+        return {
+            "found": bool(reply.get("found", False)),
+            "data": reply.get("data", {}),
+            "metadata": reply.get("metadata", {}),
+        }
+
+    async def _ask(self, send: Any) -> dict[str, Any]:
+        """A shell request answered between executions; busy or gone reads as an empty reply."""
+        if self.closed or self.channels is None:
+            return {}
         try:
-            while True:
-                reply = await self.client.get_shell_msg(timeout=REPLY_TIMEOUT_SECONDS)
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    return reply["content"].get("execution_count")
-        except Empty:
-            return None
-        except (asyncio.CancelledError, zmq.ZMQError):
-            if not self.closed:
-                raise
-            return None
+            return await self.channels.request(send, ASK_TIMEOUT_SECONDS) or {}
+        except Ended:
+            return {}
 
-    @staticmethod
-    def _timeout_error(timeout: float | None, *, restarted: bool) -> dict[str, Any]:
-        what = "restarted (its state is lost)" if restarted else "interrupted"
-        return error_entry(
-            "TimeoutError",
-            f"execution exceeded the timeout of {timeout} s and was {what}; "
-            "pass a larger timeout to run longer",
-        )
+
+CLOSED = ("ContextClosed", "the context was deleted, or its sandbox stopped, during execution")
 
 
 def closed_context_error() -> dict[str, Any]:
     """The entry that ends an execution whose context went away under it."""
-    return error_entry(
-        "ContextClosed", "the context was deleted, or its sandbox stopped, during execution"
-    )
+    return error_entry(*CLOSED)
 
 
 class ContextPool:

@@ -1,0 +1,216 @@
+"""Talk to one context kernel: every channel is read once and routed by parent message id.
+
+A single reader per channel (iopub, shell, stdin) lets an execution, a completion and an
+input reply share one kernel client without stealing each other's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+
+from .entries import end_entry, entry_from_iopub, error_entry
+from .errors import Conflict
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+REPLY_AFTER_IDLE_SECONDS = 5.0
+INTERRUPT_GRACE_SECONDS = 5.0
+READY_TIMEOUT_SECONDS = 60.0
+
+
+class Ended(Exception):
+    """The context went away (deleted, stopped, restarted) while a request was waiting."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class KernelChannels:
+    """Routes the kernel's messages to the request that caused them."""
+
+    def __init__(self, client: AsyncKernelClient) -> None:
+        self.client = client
+        self._waiting: dict[str, asyncio.Queue] = {}
+        self._readers: list[asyncio.Task] = []
+        self.pending_input: str | None = None
+
+    def start(self) -> None:
+        self._readers = [
+            asyncio.create_task(self._read(channel)) for channel in ("iopub", "shell", "stdin")
+        ]
+
+    async def stop(self) -> None:
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        self._readers = []
+
+    def end_all(self, name: str, message: str) -> None:
+        """Wake every waiting request with the reason the context went away."""
+        for queue in self._waiting.values():
+            queue.put_nowait(("end", Ended(name, message)))
+
+    async def _read(self, channel: str) -> None:
+        receive = getattr(self.client, f"get_{channel}_msg")
+        while True:
+            try:
+                message = await receive(timeout=None)
+            except (zmq.ZMQError, RuntimeError):
+                return
+            parent = message.get("parent_header", {}).get("msg_id")
+            queue = self._waiting.get(parent)
+            if queue is not None:
+                queue.put_nowait((channel, message))
+
+    @contextlib.contextmanager
+    def _expecting(self, msg_id: str):
+        queue: asyncio.Queue = asyncio.Queue()
+        self._waiting[msg_id] = queue
+        try:
+            yield queue
+        finally:
+            del self._waiting[msg_id]
+
+    async def request(self, send: Any, timeout: float) -> dict[str, Any] | None:
+        """Send a shell request (`send()` returns its msg_id); its reply content or None."""
+        msg_id = send()
+        with self._expecting(msg_id) as queue:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    channel, message = await asyncio.wait_for(queue.get(), left)
+                except asyncio.TimeoutError:
+                    return None
+                if channel == "end":
+                    raise message
+                if channel == "shell":
+                    return message["content"]
+        return None
+
+    async def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Ask kernel_info until the kernel answers (after a start or a restart)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self.request(self.client.kernel_info, POLL_SECONDS) is not None:
+                return
+        raise RuntimeError(f"the kernel did not answer within {timeout:g} s")
+
+    def answer_input(self, value: str) -> None:
+        if self.pending_input is None:
+            raise Conflict("the context is not waiting for input")
+        self.pending_input = None
+        self.client.input(value)
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None,
+        allow_stdin: bool,
+        is_alive: Any,
+        interrupt: Any,
+        restart: Any,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run code, yielding result entries as the kernel produces them.
+
+        On timeout the kernel is interrupted (and restarted if it ignores that); a kernel
+        that dies or a context that ends closes the execution with an error entry.
+        """
+        loop = asyncio.get_running_loop()
+        msg_id = self.client.execute(code, store_history=True, allow_stdin=allow_stdin)
+        deadline = None if timeout is None else loop.time() + timeout
+        interrupted_at: float | None = None
+        idle_at: float | None = None
+        reply: dict[str, Any] | None = None
+        status = "ok"
+        with self._expecting(msg_id) as queue:
+            while idle_at is None or reply is None:
+                now = loop.time()
+                if idle_at is not None:
+                    if now - idle_at > REPLY_AFTER_IDLE_SECONDS:
+                        break
+                    wait = REPLY_AFTER_IDLE_SECONDS
+                elif deadline is not None and interrupted_at is None:
+                    wait = max(0.0, min(POLL_SECONDS, deadline - now))
+                else:
+                    wait = POLL_SECONDS
+                try:
+                    channel, message = await asyncio.wait_for(queue.get(), wait)
+                except asyncio.TimeoutError:
+                    now = loop.time()
+                    if not await is_alive():
+                        yield error_entry(
+                            "ContextDied",
+                            "the interpreter process died during execution; its state is lost",
+                        )
+                        yield end_entry("error", None)
+                        return
+                    if deadline is not None and now >= deadline and interrupted_at is None:
+                        await interrupt()
+                        interrupted_at = now
+                    elif (
+                        interrupted_at is not None
+                        and idle_at is None
+                        and now - interrupted_at > INTERRUPT_GRACE_SECONDS
+                    ):
+                        await restart()
+                        yield timeout_error(timeout, restarted=True)
+                        yield end_entry("timeout", None)
+                        return
+                    continue
+                if channel == "end":
+                    self.pending_input = None
+                    yield error_entry(message.name, message.message)
+                    yield end_entry("error", None)
+                    return
+                msg_type, content = message["msg_type"], message["content"]
+                if channel == "shell":
+                    reply = content
+                    continue
+                if channel == "stdin":
+                    if msg_type == "input_request":
+                        self.pending_input = msg_id
+                        yield {
+                            "type": "inputRequest",
+                            "prompt": content.get("prompt", ""),
+                            "password": bool(content.get("password", False)),
+                        }
+                    continue
+                if msg_type == "status":
+                    if content.get("execution_state") == "idle":
+                        idle_at = loop.time()
+                    continue
+                if msg_type == "error":
+                    if interrupted_at is not None:
+                        continue
+                    status = "error"
+                entry = entry_from_iopub(msg_type, content)
+                if entry is not None:
+                    yield entry
+        self.pending_input = None
+        if interrupted_at is not None:
+            yield timeout_error(timeout, restarted=False)
+            status = "timeout"
+        execution_count = None if reply is None else reply.get("execution_count")
+        yield end_entry(status, execution_count)
+
+
+def timeout_error(timeout: float | None, *, restarted: bool) -> dict[str, Any]:
+    what = "restarted (its state is lost)" if restarted else "interrupted"
+    return error_entry(
+        "TimeoutError",
+        f"execution exceeded the timeout of {timeout:g} s and was {what}; "
+        "pass a larger timeout to run longer",
+    )
