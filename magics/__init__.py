@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .completion import SbxCompleter
 from .sbx import SbxMagics
 
 __all__ = ["SbxMagics", "load_ipython_extension"]
 
 
 def load_ipython_extension(shell: Any) -> None:
-    """Register `%sbx` / `%%sbx` with an IPython shell (`%load_ext sandbox_kernel`)."""
-    shell.register_magics(SbxMagics)
+    """Register `%sbx` / `%%sbx` and their Tab completion with an IPython shell."""
+    magics = SbxMagics(shell=shell)
+    shell.register_magics(magics)
+    matchers = shell.Completer.custom_matchers
+    matchers[:] = [m for m in matchers if getattr(m, "matcher_identifier", None) != "sbx"]
+    matchers.append(SbxCompleter(magics).complete)

@@ -1,69 +1,282 @@
-"""`%sbx VERB ...`: one magic, a router of verbs, an argument parser that raises UsageError."""
+"""`%sbx VERB ...`: one magic routing to small verbs, its settings, and the session it uses."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
-from collections.abc import Callable
+import atexit
+import re
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets.config import Configurable
+from traitlets import Enum, Float, Int
 
+from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 from sandbox_kernel.client.session import SandboxSession
 
+from . import contexts, files, filesystem, processes
+from .completion import ListingCache
+from .progress import TransferProgress, widgets_render
+from .verbs import HelpShown, Verb, verb_parser
 
-class VerbParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are UsageErrors carrying the verb's usage."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
-        if message:
-            raise UsageError(message.strip())
-        raise UsageError(self.format_help().strip())
+IN_THE_SANDBOX_KERNEL = (
+    "in the sandbox kernel %sbx uses the kernel's own sandbox; to change it set "
+    "c.SandboxKernel.endpoint / sandbox_id (or SANDBOX_KERNEL_ENDPOINT) and restart the kernel"
+)
 
 
 @magics_class
-class SbxMagics(Magics, Configurable):
-    """`%sbx` line and cell magic; in the sandbox kernel it shares the kernel's session."""
+class SbxMagics(Magics):
+    """`%sbx` line and cell magic.
+
+    In the sandbox kernel it uses the kernel's session (the kernel sets `session`); in any
+    other IPython the first verb connects to the configured sandbox server, by default the
+    embedded one, unless `%sbx connect` chose another.
+    """
+
+    displaylimit = Int(50, help="Rows of a returned table that are shown (0: all).").tag(
+        config=True
+    )
+    progress = Enum(
+        ["auto", "widget", "text", "none"],
+        "auto",
+        help="How transfers show progress; auto: a widget in a Jupyter kernel, else text.",
+    ).tag(config=True)
+    progress_min_bytes = Int(
+        4 * 2**20, help="Transfers of at least this many bytes show their progress."
+    ).tag(config=True)
+    timeout = Float(
+        None,
+        allow_none=True,
+        help="Seconds a `run` cell or `sh` command may take (default: 30 on the cloud, "
+        "no practical limit on the embedded server).",
+    ).tag(config=True)
+    completion_timeout = Float(
+        0.5, help="Seconds Tab waits for a sandbox directory listing before giving up."
+    ).tag(config=True)
+    completion_cache_seconds = Float(
+        5.0, help="Seconds a sandbox directory listing keeps serving Tab completion."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.session: SandboxSession | None = None
-        self.verbs: dict[str, Callable[[list[str], str | None], Any]] = {
-            "status": self.status,
-        }
+        self._session: SandboxSession | None = None
+        self._owns_session = False
+        self.listings = ListingCache()
+        self.verbs: dict[str, Verb] = {verb.name: verb for _, group in GROUPS for verb in group}
+        atexit.register(self.close_own_session)
+
+    # ---- the session
+
+    @property
+    def session(self) -> SandboxSession | None:
+        """The sandbox session the verbs use, or None before the first one connects."""
+        return self._session
+
+    @session.setter
+    def session(self, session: SandboxSession | None) -> None:
+        """Use a session that its owner (the sandbox kernel) opens and closes."""
+        self.close_own_session()
+        self._session, self._owns_session = session, False
+        self.listings.forget()
+
+    @property
+    def shares_session(self) -> bool:
+        """True in the sandbox kernel: the session belongs to the kernel."""
+        return self._session is not None and not self._owns_session
+
+    def connected(self) -> SandboxSession:
+        """The open session; outside the sandbox kernel the first call connects."""
+        if self._session is None:
+            self._session, self._owns_session = SandboxSession(), True
+        session = self._session
+        if not session.is_open:
+            if self.shares_session:
+                reason = session.failure or "the kernel is still connecting"
+                raise SandboxError(f"not connected to a sandbox: {reason}")
+            session.open()
+        return session
+
+    @property
+    def sandbox(self) -> CodeInterpreterSandbox:
+        """The connected sandbox (connecting first when needed)."""
+        sandbox = self.connected().sandbox
+        assert sandbox is not None
+        return sandbox
+
+    def connect(self, session: SandboxSession) -> None:
+        """Replace this extension's own session by `session` and open it."""
+        if self.shares_session:
+            raise UsageError(f"%sbx connect: {IN_THE_SANDBOX_KERNEL}")
+        self.close_own_session()
+        self._session, self._owns_session = session, True
+        self.listings.forget()
+        session.open()
+
+    def close_own_session(self) -> None:
+        """Close the session this extension opened (never the kernel's)."""
+        if self._owns_session and self._session is not None:
+            self._session.close()
+            self._session, self._owns_session = None, False
+
+    def remote_timeout(self) -> float:
+        """Seconds a `run` cell or `sh` command may take."""
+        return self.timeout if self.timeout is not None else self.connected().default_timeout
+
+    def transfer(self, description: str, total: int | None) -> TransferProgress:
+        """Progress display for a transfer of `total` bytes (None: not known yet)."""
+        style = self.progress
+        if style == "auto":
+            style = "widget" if widgets_render(self.shell) else "text"
+        return TransferProgress(description, total, style=style, min_bytes=self.progress_min_bytes)
+
+    # ---- the magic
 
     @line_cell_magic
     def sbx(self, line: str, cell: str | None = None) -> Any:
-        """Work with the sandbox: `%sbx status`."""
+        name, rest = re.match(r"\s*(\S*)\s*(.*)", line, re.DOTALL).groups()  # type: ignore[union-attr]
+        if name in ("-h", "--help"):
+            name = "help"
+        if not name:
+            raise UsageError(f"usage: %sbx VERB ...; verbs: {', '.join(self.verbs)}")
+        verb = self.verbs.get(name)
+        if verb is None:
+            raise UsageError(f"%sbx: unknown verb {name!r}; verbs: {', '.join(self.verbs)}")
+        if cell is not None and not verb.takes_cell:
+            raise UsageError(f"%%sbx {name} takes no cell body; use the line form %sbx {name}")
         try:
-            words = shlex.split(line)
-        except ValueError as error:
-            raise UsageError(f"%sbx: {error}") from None
-        if not words:
-            raise UsageError(f"usage: %sbx VERB ... (verbs: {', '.join(sorted(self.verbs))})")
-        verb, arguments = words[0], words[1:]
-        if verb not in self.verbs:
-            raise UsageError(
-                f"%sbx: unknown verb {verb!r} (verbs: {', '.join(sorted(self.verbs))})"
-            )
-        return self.verbs[verb](arguments, cell)
+            arguments = verb.parse(rest)
+        except HelpShown:
+            return None
+        try:
+            return verb.handler(self, arguments, cell)
+        finally:
+            if verb.changes_files:
+                self.listings.forget()
 
-    def status(self, arguments: list[str], cell: str | None) -> None:
-        """Print where cells run: endpoint, sandbox, context and isolation."""
-        VerbParser(prog="%sbx status", description=self.status.__doc__).parse_args(arguments)
-        if self.session is None:
-            print("Not connected to a sandbox.")
-            return
-        info = self.session.describe()
-        print(f"endpoint:   {info['where']}")
-        print(f"server:     {info['server']}")
-        print(f"sandbox:    {info['sandbox_id'] or '(not created yet)'}")
-        print(f"context:    {info['context_id'] or '(not created yet)'}")
-        print(f"isolation:  {info['isolation']}")
-        if info["failure"]:
-            print(f"error:      {info['failure']}")
+
+# ---- the sandbox verbs: status, connect, disconnect, help
+
+
+def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+    session = sbx.session
+    if session is None:
+        print(
+            "Not connected to a sandbox; the first verb connects (to SANDBOX_KERNEL_ENDPOINT "
+            "or AgentRun's settings when set, else the embedded local server)."
+        )
+        return
+    info = session.describe()
+    print(f"endpoint:   {info['where']}")
+    print(f"server:     {info['server']}")
+    print(f"sandbox:    {info['sandbox_id'] or '(not created yet)'}")
+    print(f"context:    {info['context_id'] or '(not created yet)'}")
+    print(f"isolation:  {info['isolation']}")
+    if info["failure"]:
+        print(f"error:      {info['failure']}")
+
+
+def connect(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+    session = SandboxSession(
+        endpoint=args.endpoint,
+        token=args.token,
+        template=args.template or "default",
+        sandbox_id=args.sandbox,
+        keep_sandbox=args.keep,
+    )
+    sbx.connect(session)
+    status(sbx, args, cell)
+
+
+def disconnect(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+    if sbx.shares_session:
+        raise UsageError(f"%sbx disconnect: {IN_THE_SANDBOX_KERNEL}")
+    session = sbx.session
+    if session is None or session.sandbox is None:
+        sbx.close_own_session()  # forget a `connect` that failed
+        print("Not connected to a sandbox.")
+        return
+    sbx.close_own_session()
+    if session.created_sandbox and not session.keep_sandbox:
+        print(f"Disconnected; sandbox {session.sandbox_id} was deleted.")
+    else:
+        print(f"Disconnected; sandbox {session.sandbox_id} is still running.")
+
+
+def help_verb(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+    if args.verb is None:
+        print(overview())
+        return
+    verb = sbx.verbs.get(args.verb)
+    if verb is None:
+        raise UsageError(f"%sbx help: unknown verb {args.verb!r}; verbs: {', '.join(sbx.verbs)}")
+    print(verb.parser.format_help().rstrip())
+
+
+def _sandbox_verbs() -> list[Verb]:
+    status_parser = verb_parser(
+        "status", "Say where cells run: endpoint, sandbox, context, isolation.", "%sbx status"
+    )
+    connect_parser = verb_parser(
+        "connect",
+        "Connect the magics to a sandbox (not in the sandbox kernel, which has its own).\n"
+        "Without arguments: SANDBOX_KERNEL_ENDPOINT or AgentRun's settings, else the "
+        "embedded local server.",
+        "%sbx connect",
+        "%sbx connect --endpoint http://127.0.0.1:8900 --token T --sandbox sbx-1234",
+    )
+    connect_parser.add_argument("--endpoint", metavar="URL", help="sandbox server")
+    connect_parser.add_argument("--token", metavar="T", help="the server's token")
+    which = connect_parser.add_mutually_exclusive_group()
+    which.add_argument("--sandbox", metavar="ID", help="join this sandbox instead of creating one")
+    which.add_argument("--template", metavar="NAME", help="template of the sandbox to create")
+    connect_parser.add_argument(
+        "--keep", action="store_true", help="leave a sandbox it creates running at disconnect"
+    )
+    disconnect_parser = verb_parser(
+        "disconnect",
+        "Delete the context, and the sandbox if `connect` created it.",
+        "%sbx disconnect",
+    )
+    help_parser = verb_parser(
+        "help", "Show every verb, or one verb's options and examples.", "%sbx help ls"
+    )
+    help_parser.add_argument("verb", metavar="VERB", nargs="?")
+    return [
+        Verb("status", status_parser, status),
+        Verb("connect", connect_parser, connect),
+        Verb("disconnect", disconnect_parser, disconnect),
+        Verb("help", help_parser, help_verb),
+    ]
+
+
+GROUPS: Sequence[tuple[str, Sequence[Verb]]] = (
+    (files.GROUP, files.VERBS),
+    (filesystem.GROUP, filesystem.VERBS),
+    (processes.GROUP, processes.VERBS),
+    (contexts.GROUP, contexts.VERBS),
+    ("Sandbox", _sandbox_verbs()),
+)
+
+
+def overview() -> str:
+    """Every verb with its usage, what it does and an example (`%sbx?`, `%sbx help`)."""
+    lines = [
+        "Work with the sandbox from the notebook: its files, processes and contexts.",
+        "",
+        "%sbx VERB ARGUMENTS on a line; %%sbx VERB OPTIONS above a body for write, sh and run.",
+        "Line verbs return values (tables of entries, processes, contexts) that display as",
+        "tables. `%sbx help VERB` shows a verb's options; `%config SbxMagics` its settings.",
+    ]
+    for title, verbs in GROUPS:
+        lines += ["", f"{title}:"]
+        for verb in verbs:
+            lines.append(f"  {verb.usage.replace(' [-h]', '')}")
+            lines.append(f"      {verb.summary}")
+            lines.append(textwrap.indent(verb.parser.examples[0], "        "))
+    return "\n".join(lines)
+
+
+SbxMagics.sbx.__doc__ = overview()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import secrets
 import sys
@@ -32,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the embedded sandbox server. When ready it prints one JSON line "
         '{"url": ..., "token": ...} on stdout, then logs to stderr.',
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s); anything but loopback exposes the "
+        "server to the network and prints a warning",
+    )
     serve.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     serve.add_argument("--token", help="token clients must send (default: a new random one)")
     serve.add_argument(
@@ -45,7 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--isolation",
         choices=["auto", "bwrap", "none"],
         default="auto",
-        help="how sandboxes are isolated from this machine (default: %(default)s)",
+        help="how sandboxes are isolated from this machine: bwrap (bubblewrap), none, or "
+        "auto, which uses bwrap when it works here (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--network",
+        action="store_true",
+        help="let isolated sandboxes reach the network (default: cut off)",
+    )
+    serve.add_argument(
+        "--memory-mb",
+        type=int,
+        default=0,
+        help="address-space limit of each sandbox process, in MiB; 0 = none (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-processes",
+        type=int,
+        default=1024,
+        help="processes and threads a sandbox may have at once; 0 = no limit "
+        "(default: %(default)s)",
     )
     serve.add_argument(
         "--max-upload-mb", type=int, default=100, help="upload size limit (default: %(default)s)"
@@ -134,23 +159,36 @@ def run_install(parser: argparse.ArgumentParser, options: argparse.Namespace) ->
 
 def run_serve(options: argparse.Namespace) -> int:
     from .server import EXTENSIONS, ServerSettings
+    from .server.isolation import IsolationUnavailable, configure, release
     from .server.runner import serve
 
-    if options.isolation == "bwrap":
-        message = "sandbox-kernel serve: --isolation bwrap is not supported yet; use none"
-        print(message, file=sys.stderr)
-        return 2
     logging.basicConfig(
         level=options.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not is_loopback(options.host):
+        print(
+            f"sandbox-kernel serve: WARNING: listening on {options.host}, not loopback: anyone "
+            "who can reach it and has the token can run code here",
+            file=sys.stderr,
+        )
+    try:
+        confinement = configure(
+            options.isolation,
+            network=options.network,
+            memory_mb=options.memory_mb or None,
+            max_processes=options.max_processes or None,
+        )
+    except IsolationUnavailable as error:
+        print(f"sandbox-kernel serve: {error}", file=sys.stderr)
+        return 2
     settings = ServerSettings(
         root=(options.root or default_root()).expanduser(),
         token=options.token or secrets.token_urlsafe(24),
-        isolation="none",
         max_upload_bytes=options.max_upload_mb * 1024 * 1024,
         extensions=[] if options.no_extensions else list(EXTENSIONS),
+        confinement=confinement,
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))
@@ -159,7 +197,19 @@ def run_serve(options: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        release(confinement)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (names other than localhost are not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

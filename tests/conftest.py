@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox_kernel import CodeInterpreterSandbox
@@ -36,6 +37,7 @@ class RunningServer:
     token: str
     root: Path
     process: subprocess.Popen
+    isolation: str  # what its health says: "bwrap" or "none"
 
     def stop(self) -> None:
         self.process.terminate()
@@ -70,7 +72,9 @@ def start_server(root: Path, *extra: str, token: str = "test-token") -> RunningS
     if not line:
         raise RuntimeError(f"server exited with code {process.wait()}")
     ready = json.loads(line)
-    return RunningServer(ready["url"], ready["token"], root, process)
+    headers = {"Authorization": f"Bearer {ready['token']}"}
+    health = httpx.get(f"{ready['url']}/health", headers=headers, timeout=30).json()
+    return RunningServer(ready["url"], ready["token"], root, process, health["isolation"])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -130,15 +130,15 @@ async def test_async_connect_to_an_unknown_id_is_not_found(server):
         )
 
 
-def test_check_health_describes_the_local_server(sandbox):
+def test_check_health_describes_the_local_server(sandbox, server):
     health = sandbox.check_health()
     assert health["status"] == "ok"
     assert health["server"] == "sandbox-kernel"
-    assert health["isolation"] == "none"
+    assert health["isolation"] == server.isolation
     assert isinstance(health["extensions"], list)
 
 
-async def test_async_check_health_describes_the_local_server(sandbox):
+async def test_async_check_health_describes_the_local_server(sandbox, server):
     try:
         health = await sandbox.check_health_async()
     finally:
@@ -146,7 +146,7 @@ async def test_async_check_health_describes_the_local_server(sandbox):
     assert (health["status"], health["server"], health["isolation"]) == (
         "ok",
         "sandbox-kernel",
-        "none",
+        server.isolation,
     )
     assert isinstance(health["extensions"], list)
 

@@ -251,7 +251,7 @@ def test_In_and_history_magic_list_earlier_cells(kernel):
 def test_sbx_status_prints_endpoint_sandbox_context_and_isolation(kernel, server):
     status = kernel.status()
     assert status["endpoint"] == f"{server.url} (from SANDBOX_KERNEL_ENDPOINT)"
-    assert status["isolation"] == "none"
+    assert status["isolation"] == server.isolation
     with connect(server, status["sandbox"]) as sandbox:
         assert status["context"] in [context["id"] for context in sandbox.context.list()]
 
@@ -267,6 +267,21 @@ def test_cell_mixing_sbx_and_code_is_refused_with_a_usage_error(kernel):
     assert reply["ename"] == "NameError"
 
 
+def test_assigning_a_sbx_line_keeps_its_value_in_the_kernel(kernel):
+    reply, outputs = kernel.run("entries = %sbx ls /home")
+    assert reply["status"] == "ok", reply
+    assert outputs == []
+    reply, outputs = kernel.run("%sbx ls /home")
+    assert "user" in dict(outputs)["execute_result"]["data"]["text/plain"]
+
+
+def test_a_failure_the_sandbox_reports_only_in_its_reply_fails_the_cell(kernel):
+    reply, outputs = kernel.run("%not_a_magic_anywhere")
+    assert reply["status"] == "error"
+    assert reply["ename"] == "UsageError"
+    assert "error" in kinds(outputs)
+
+
 def test_unknown_sbx_verb_is_a_usage_error(kernel):
     reply, _ = kernel.run("%sbx frobnicate")
     assert (reply["status"], reply["ename"]) == ("error", "UsageError")
@@ -280,7 +295,7 @@ def test_kernel_info_banner_names_endpoint_sandbox_and_isolation(kernel, server)
     banner = info["banner"]
     assert server.url in banner
     assert status["sandbox"] in banner
-    assert "isolation: none" in banner
+    assert f"isolation: {server.isolation}" in banner
 
 
 # ---- IPython features of the remote shell

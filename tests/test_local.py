@@ -234,12 +234,13 @@ def test_help_works_and_lists_the_serve_options():
         assert option in serve.stdout
 
 
-def test_serve_with_bwrap_isolation_exits_non_zero_with_a_clear_message(tmp_path):
+def test_serve_with_bwrap_isolation_where_bwrap_is_missing_exits_with_a_clear_message(tmp_path):
     finished = subprocess.run(
         [*sandbox_kernel_command(), "serve", "--isolation", "bwrap", "--root", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "PATH": str(tmp_path / "no-commands-here")},
     )
     assert finished.returncode != 0
     assert finished.stdout == ""

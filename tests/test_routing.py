@@ -81,3 +81,8 @@ def test_untokenizable_cell_is_still_routed_line_by_line():
 def test_statement_lines_skip_blank_comment_and_continuation_lines():
     code = "# note\nx = [\n    1,\n]\n\n%sbx status\ns = '''\n%sbx\n'''"
     assert statement_lines(code) == ["x = [", "%sbx status", "s = '''"]
+
+
+@pytest.mark.parametrize("code", ["entries = %sbx ls /home/user", "first, rest = %sbx ps"])
+def test_an_assignment_from_a_sbx_line_runs_locally(code):
+    assert route(code) is Route.LOCAL

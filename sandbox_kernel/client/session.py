@@ -15,6 +15,11 @@ from .settings import EMBEDDED, ClientSettings
 
 log = logging.getLogger(__name__)
 
+CLOUD_TIMEOUT = 30.0
+"""Seconds the cloud lets one synchronous execution or command run."""
+EMBEDDED_TIMEOUT = 24 * 3600.0
+"""The embedded server has no cap; a day stands for none."""
+
 
 class SandboxSession:
     """Opens (creates or joins) a sandbox and a context; closes them in the right order.
@@ -67,6 +72,11 @@ class SandboxSession:
         """What the server offers beyond the cloud protocol (streaming, interrupt, ...)."""
         offered = self.health.get("extensions")
         return frozenset(offered) if isinstance(offered, list) else frozenset()
+
+    @property
+    def default_timeout(self) -> float:
+        """Seconds a cell or command may run unless configured otherwise."""
+        return EMBEDDED_TIMEOUT if self.is_embedded_server else CLOUD_TIMEOUT
 
     @property
     def uses_embedded_server(self) -> bool:

@@ -24,10 +24,10 @@ from .routing import MixedCellError, Route, is_local_at, route
 
 log = logging.getLogger(__name__)
 
-CLOUD_TIMEOUT = 30.0
-EMBEDDED_TIMEOUT = 24 * 3600.0
 INTERRUPT_GRACE_SECONDS = 5.0
 ASK_TIMEOUT_SECONDS = 12.0
+# jupyter_client kills a kernel that has not exited 5 s after a shutdown request.
+SHUTDOWN_SECONDS = 4.5
 
 
 @dataclass
@@ -272,7 +272,7 @@ class SandboxKernel(IPythonKernel):
     def _cell_timeout(self) -> float:
         if self.timeout is not None:
             return self.timeout
-        return EMBEDDED_TIMEOUT if self.remote.is_embedded_server else CLOUD_TIMEOUT
+        return self.remote.default_timeout
 
     def _explain_timeout(self, entry: dict[str, Any]) -> dict[str, Any]:
         limit = self._cell_timeout()
@@ -395,13 +395,13 @@ class SandboxKernel(IPythonKernel):
         if self._main_loop is not None and self._main_loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._close(restart), self._main_loop)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(future), timeout=20)
+                await asyncio.wait_for(asyncio.wrap_future(future), SHUTDOWN_SECONDS)
         return super().do_shutdown(restart)
 
     async def _close(self, restart: bool) -> None:
         if self._opening is not None and not self._opening.done():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._opening), timeout=15)
+                await asyncio.wait_for(asyncio.shield(self._opening), SHUTDOWN_SECONDS / 2)
         keep = restart or self.keep_sandbox
         if restart and self.remote.created_sandbox and self.remote.sandbox_id:
             self._write_restart_record()

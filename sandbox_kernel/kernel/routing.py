@@ -1,9 +1,10 @@
 """Decide where a cell runs: locally in the kernel (`%sbx` magics) or in the sandbox.
 
 A cell runs locally when it is a `%%sbx` cell, or when every statement of it is a `%sbx` line
-(or `%config` of our own classes); blank cells and comments stay local too. Every other cell
-goes to the sandbox. A cell that mixes local lines with other code is refused: the two halves
-would run in different interpreters, which is never what the author meant.
+(`entries = %sbx ls` included) or `%config` of our own classes; blank cells and comments stay
+local too. Every other cell goes to the sandbox. A cell that mixes local lines with other code
+is refused: the two halves would run in different interpreters, which is never what the
+author meant.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import re
 import tokenize
 from enum import Enum
 
-LOCAL_LINE = re.compile(r"^%sbx\b|^%config\s+(SandboxKernel|SbxMagics)\b")
+LOCAL_LINE = re.compile(
+    r"^(?:[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*=\s*)?%sbx\b"
+    r"|^%config\s+(SandboxKernel|SbxMagics)\b"
+)
 LOCAL_CELL = re.compile(r"^%%sbx\b")
 _NOT_STATEMENT_STARTS = (
     tokenize.NEWLINE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import json
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from .contexts import Context
 from .errors import ApiError, InvalidRequest, PayloadTooLarge, Unauthorized, code_for_status
+from .isolation import IsolationSettings
 from .paths import HOME, normalize
 from .sandboxes import Sandbox, SandboxRegistry
 from .uploads import UploadReceiver
@@ -43,9 +45,14 @@ class ServerSettings:
 
     root: Path
     token: str
-    isolation: str = "none"
     max_upload_bytes: int = DEFAULT_UPLOAD_LIMIT
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
+    confinement: IsolationSettings = field(default_factory=IsolationSettings)
+
+    @property
+    def isolation(self) -> str:
+        """What `health` reports: "bwrap" or "none"."""
+        return self.confinement.mode
 
 
 class RequestIdMiddleware:
@@ -208,11 +215,13 @@ class OctetStreamFile(FileResponse):
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the ASGI app serving the sandboxes under `settings.root`."""
-    registry = SandboxRegistry(settings.root)
+    registry = SandboxRegistry(settings.root, settings.confinement)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(registry.reap_idle())
         yield
+        reaper.cancel()
         await registry.shutdown()
 
     def require_token(request: Request) -> None:

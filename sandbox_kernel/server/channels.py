@@ -14,6 +14,7 @@ from typing import Any
 
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
+from zmq.utils.monitor import parse_monitor_message
 
 from .entries import end_entry, entry_from_iopub, error_entry
 from .errors import Conflict
@@ -24,6 +25,7 @@ POLL_SECONDS = 1.0
 REPLY_AFTER_IDLE_SECONDS = 5.0
 INTERRUPT_GRACE_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 60.0
+STDIN_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
 
 class Ended(Exception):
@@ -42,18 +44,26 @@ class KernelChannels:
         self.client = client
         self._waiting: dict[str, asyncio.Queue] = {}
         self._readers: list[asyncio.Task] = []
+        self._stdin_monitor: Any = None
+        self._stdin_connected = True
         self.pending_input: str | None = None
 
     def start(self) -> None:
         self._readers = [
             asyncio.create_task(self._read(channel)) for channel in ("iopub", "shell", "stdin")
         ]
+        self._stdin_monitor = self.client.stdin_channel.socket.get_monitor_socket(STDIN_EVENTS)
 
     async def stop(self) -> None:
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
         self._readers = []
+        if self._stdin_monitor is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.client.stdin_channel.socket.disable_monitor()
+            self._stdin_monitor.close(linger=0)
+            self._stdin_monitor = None
 
     def end_all(self, name: str, message: str) -> None:
         """Wake every waiting request with the reason the context went away."""
@@ -99,13 +109,40 @@ class KernelChannels:
         return None
 
     async def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        """Ask kernel_info until the kernel answers (after a start or a restart)."""
+        """Ask kernel_info until the kernel answers on shell and iopub (after a restart).
+
+        A restarted kernel answers on shell before our iopub subscription reaches it, and
+        output published in that gap is lost: wait for the request's iopub status too.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            if await self.request(self.client.kernel_info, POLL_SECONDS) is not None:
-                return
+            msg_id = self.client.kernel_info()
+            with self._expecting(msg_id) as queue:
+                answered: set[str] = set()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    while answered != {"shell", "iopub"}:
+                        channel, message = await asyncio.wait_for(queue.get(), POLL_SECONDS)
+                        if channel == "end":
+                            raise message
+                        answered.add(channel)
+                    await self._stdin_reconnected(deadline)
+                    return
         raise RuntimeError(f"the kernel did not answer within {timeout:g} s")
+
+    async def _stdin_reconnected(self, deadline: float) -> None:
+        """Wait until our stdin socket has its connection back (after a restart): the kernel
+        drops an input request sent before, and the code waits for its answer forever."""
+        monitor = self._stdin_monitor
+        loop = asyncio.get_running_loop()
+        while monitor is not None:
+            while await monitor.poll(0):
+                event = parse_monitor_message(await monitor.recv_multipart())
+                self._stdin_connected = event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+            left = deadline - loop.time()
+            if self._stdin_connected or left <= 0:
+                return
+            await monitor.poll(left * 1000)
 
     def answer_input(self, value: str) -> None:
         if self.pending_input is None:
@@ -203,6 +240,14 @@ class KernelChannels:
         if interrupted_at is not None:
             yield timeout_error(timeout, restarted=False)
             status = "timeout"
+        elif status == "ok" and reply is not None and reply.get("status") == "error":
+            # IPython reports some failures (a UsageError) only in the reply, never on iopub.
+            status = "error"
+            yield error_entry(
+                str(reply.get("ename") or "Error"),
+                str(reply.get("evalue") or ""),
+                "\n".join(reply.get("traceback") or []),
+            )
         execution_count = None if reply is None else reply.get("execution_count")
         yield end_entry(status, execution_count)
 

@@ -10,7 +10,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from jupyter_client import AsyncKernelManager
@@ -19,7 +18,8 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKerne
 from .channels import Ended, KernelChannels
 from .entries import end_entry, error_entry
 from .errors import Conflict, InvalidRequest, NotFound
-from .paths import PathResolver, normalize
+from .isolation import Launcher
+from .paths import HOME, PathResolver, normalize
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +28,27 @@ ASK_TIMEOUT_SECONDS = 10.0
 
 
 class ContextKernelSpecs(KernelSpecManager):
-    """The kernels a context can run, independent of the user's installed kernelspecs."""
+    """The kernels a context can run, independent of the user's installed kernelspecs.
+
+    Each argv is wrapped by the sandbox's launcher, so the kernel starts confined, in `cwd`.
+    """
+
+    def __init__(self, launcher: Launcher, cwd: str = HOME, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.launcher = launcher
+        self.cwd = cwd
 
     def available(self) -> list[str]:
         return ["python"]
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         if kernel_name == kernel_name_for("python"):
+            command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
             return KernelSpec(
-                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                argv=self.launcher.argv(command, self.cwd),
                 display_name="Python 3",
                 language="python",
-                interrupt_mode="signal",
+                interrupt_mode=self.launcher.interrupt_mode,
                 env={},
             )
         raise NoSuchKernel(kernel_name)
@@ -85,12 +94,11 @@ class Context:
             "createdAt": self.created_at,
         }
 
-    async def start(self, host_cwd: Path, environment: dict[str, str]) -> None:
+    async def start(self, options: dict[str, Any]) -> None:
+        """Start the kernel with the launcher's popen options (cwd, env, fds)."""
         # The kernel echoes captured output to its own stdout: keep it off the server's stdout,
         # which carries only the ready line.
-        await self.manager.start_kernel(
-            cwd=str(host_cwd), env=environment, stdout=subprocess.DEVNULL
-        )
+        await self.manager.start_kernel(stdout=subprocess.DEVNULL, **options)
         self.client = self.manager.client()
         self.client.start_channels()
         try:
@@ -189,10 +197,10 @@ def closed_context_error() -> dict[str, Any]:
 class ContextPool:
     """The contexts of one sandbox, with a default context per language."""
 
-    def __init__(self, paths: PathResolver, environment: dict[str, str]) -> None:
+    def __init__(self, paths: PathResolver, launcher: Launcher) -> None:
         self.paths = paths
-        self.environment = environment
-        self.specs = ContextKernelSpecs()
+        self.launcher = launcher
+        self.specs = ContextKernelSpecs(launcher)
         self.contexts: dict[str, Context] = {}
         self.defaults: dict[str, str] = {}
         self._default_lock = asyncio.Lock()
@@ -204,12 +212,15 @@ class ContextPool:
         host_cwd = self.paths.host(shown_cwd)
         if not host_cwd.is_dir():
             raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
+        await self.launcher.prepare()
         manager = AsyncKernelManager(
-            kernel_name=kernel_name_for(language), kernel_spec_manager=self.specs
+            kernel_name=kernel_name_for(language),
+            kernel_spec_manager=ContextKernelSpecs(self.launcher, shown_cwd),
+            **self.launcher.kernel_options(),
         )
         context = Context(language, shown_cwd, manager)
         try:
-            await context.start(host_cwd, self.environment)
+            await context.start(self.launcher.popen_options(host_cwd))
         except RuntimeError:
             if not self.closed:
                 raise

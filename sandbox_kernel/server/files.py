@@ -9,7 +9,7 @@ import os
 import shutil
 import stat as stat_module
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,8 +74,8 @@ def _parse_mode(mode: str | int | None, default: int) -> int:
 class FileStore:
     """Reads, writes and walks the files of one sandbox through a PathResolver."""
 
-    def __init__(self, root: Path, staging: Path) -> None:
-        self.paths = PathResolver(root)
+    def __init__(self, root: Path, staging: Path, read_only: Sequence[str] = ()) -> None:
+        self.paths = PathResolver(root, read_only)
         self.staging = staging
 
     # ---- entries
@@ -197,6 +197,7 @@ class FileStore:
         host = self.paths.host(shown)
         if host.is_dir():
             raise InvalidRequest(f"is a directory: {shown}")
+        self.paths.check_writable(host)
         parent = host.parent
         if not parent.exists():
             if not create_dir:
@@ -235,6 +236,7 @@ class FileStore:
     def mkdir(self, path: str, parents: bool, mode: str | None) -> dict[str, Any]:
         permissions = _parse_mode(mode, 0o755)
         host = self.paths.host(path)
+        self.paths.check_writable(host)
         existed = host.exists()
         if existed and not (parents and host.is_dir()):
             raise Conflict(f"already exists: {normalize(path)}")
@@ -260,6 +262,7 @@ class FileStore:
             raise NotFound(f"no such file or directory: {normalize(source)}")
         if source_host == self.paths.root:
             raise InvalidRequest("cannot move /")
+        self.paths.check_writable(source_host)
         shown = normalize(destination)
         destination_host = self.paths.host(shown)
         if destination_host.is_dir():
@@ -271,6 +274,7 @@ class FileStore:
             raise InvalidRequest(f"cannot move {normalize(source)} into itself")
         if destination_host.is_dir() and not destination_host.is_symlink():
             raise Conflict(f"already exists: {shown}")
+        self.paths.check_writable(destination_host)
         destination_host.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(source_host, destination_host)
@@ -285,6 +289,7 @@ class FileStore:
         host = self.paths.host(path, follow_final=False)
         if host == self.paths.root:
             raise InvalidRequest("refusing to remove /")
+        self.paths.check_writable(host)
         if host.is_symlink() or host.is_file():
             host.unlink()
         elif host.is_dir():

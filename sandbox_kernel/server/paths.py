@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import Forbidden, InvalidRequest
@@ -42,10 +44,15 @@ def normalize(sandbox_path: str, cwd: str = HOME) -> str:
 
 
 class PathResolver:
-    """Turns sandbox paths into host paths inside `root`, never following a link out of it."""
+    """Turns sandbox paths into host paths inside `root`, never following a link out of it.
 
-    def __init__(self, root: Path) -> None:
+    `read_only` are sandbox directories that code sees as read-only mounts of the host (the
+    system directories under isolation): the API refuses to change anything under them.
+    """
+
+    def __init__(self, root: Path, read_only: Sequence[str] = ()) -> None:
         self.root = root.resolve()
+        self.read_only = tuple(read_only)
 
     def host(self, sandbox_path: str, *, follow_final: bool = True) -> Path:
         """The host path for `sandbox_path`; raises Forbidden when links lead outside the root."""
@@ -56,6 +63,18 @@ class PathResolver:
         if follow_final and candidate.is_symlink():
             self._check_inside(Path(os.path.realpath(candidate)), sandbox_path)
         return candidate
+
+    def check_writable(self, host_path: Path) -> None:
+        """Refuse a change at `host_path` when code would see it under a read-only mount."""
+        if not self.read_only or host_path == self.root:
+            return
+        real = Path(os.path.realpath(host_path.parent)) / host_path.name
+        if real != self.root and self.root not in real.parents:
+            return
+        shown = self.sandbox(real)
+        for directory in self.read_only:
+            if shown == directory or shown.startswith(directory + "/"):
+                raise Forbidden(f"{shown} is read-only in the sandbox ({directory} is mounted)")
 
     def sandbox(self, host_path: Path) -> str:
         """The sandbox path of a host path under the root."""
@@ -70,3 +89,30 @@ class PathResolver:
 def join(directory: str, name: str) -> str:
     """Join a sandbox directory and a child name."""
     return posixpath.join(directory, name)
+
+
+def make_directories(root: Path, relative: str) -> None:
+    """`mkdir -p root/relative` that never follows a link: a link or file in the way, put
+    there by sandbox code, is replaced, so nothing is ever created outside `root`."""
+    descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in Path(relative).parts:
+            try:
+                child = _open_directory(part, descriptor)
+            except FileNotFoundError:
+                os.mkdir(part, dir_fd=descriptor)
+                child = _open_directory(part, descriptor)
+            except OSError as error:
+                if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                os.unlink(part, dir_fd=descriptor)
+                os.mkdir(part, dir_fd=descriptor)
+                child = _open_directory(part, descriptor)
+            os.close(descriptor)
+            descriptor = child
+    finally:
+        os.close(descriptor)
+
+
+def _open_directory(name: str, parent: int) -> int:
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)

@@ -1,8 +1,8 @@
 """Commands and the process table of one sandbox.
 
-Every process the server starts for a sandbox (commands and context kernels) carries the
-environment variable SANDBOX_KERNEL_SANDBOX_ID; children inherit it, so the table finds a
-background job even after its shell has exited and it was reparented.
+Processes are started and found through the sandbox's launcher (see isolation.py), which
+also decides the pid namespace the table's pids belong to: the sandbox's own under bwrap,
+the host's without isolation. Either way a listed pid is the one to pass to `kill`.
 """
 
 from __future__ import annotations
@@ -21,17 +21,18 @@ from typing import Any, BinaryIO
 import psutil
 
 from .errors import InvalidRequest, NotFound
+from .isolation import Launcher, SandboxProcess
 
-MARKER = "SANDBOX_KERNEL_SANDBOX_ID"
 KILL_GRACE_SECONDS = 2.0
 EXIT_POLL_SECONDS = 0.02
 
 
-def _describe(process: psutil.Process) -> dict[str, Any]:
+def _describe(entry: SandboxProcess) -> dict[str, Any]:
+    process = entry.process
     with process.oneshot():
         return {
-            "pid": process.pid,
-            "ppid": process.ppid(),
+            "pid": entry.pid,
+            "ppid": entry.ppid,
             "name": process.name(),
             "cmdline": " ".join(process.cmdline()),
             "status": process.status(),
@@ -67,42 +68,28 @@ def _read_all(handle: BinaryIO) -> str:
 class ProcessTable:
     """Runs commands in a sandbox and lists, inspects and kills the sandbox's processes."""
 
-    def __init__(self, sandbox_id: str, environment: dict[str, str]) -> None:
-        self.sandbox_id = sandbox_id
-        self.environment = {**environment, MARKER: sandbox_id}
-
-    def owns(self, process: psutil.Process) -> bool:
-        """True when `process` was started for this sandbox."""
-        try:
-            return process.environ().get(MARKER) == self.sandbox_id
-        except (psutil.Error, OSError):
-            return False
-
-    def processes(self) -> list[psutil.Process]:
-        own = os.getpid()
-        return [p for p in psutil.process_iter() if p.pid != own and self.owns(p)]
+    def __init__(self, launcher: Launcher) -> None:
+        self.launcher = launcher
+        self.running = 0  # commands in progress, which keep the sandbox from being idle
 
     def list(self) -> list[dict[str, Any]]:
         described = []
-        for process in self.processes():
+        for entry in self.launcher.processes():
             with contextlib.suppress(psutil.Error):
-                described.append(_describe(process))
+                described.append(_describe(entry))
         return described
 
-    def find(self, pid: str | int) -> psutil.Process:
+    def find(self, pid: str | int) -> SandboxProcess:
         try:
             number = int(pid)
         except (TypeError, ValueError):
             raise InvalidRequest(f"pid must be an integer, not {pid!r}") from None
         if number <= 0:
             raise InvalidRequest(f"pid must be a positive integer, not {number}")
-        try:
-            process = psutil.Process(number)
-        except (psutil.Error, OverflowError):
-            raise NotFound(f"no process {number} in this sandbox") from None
-        if not self.owns(process):
-            raise NotFound(f"no process {number} in this sandbox")
-        return process
+        for entry in self.launcher.processes():
+            if entry.pid == number:
+                return entry
+        raise NotFound(f"no process {number} in this sandbox")
 
     def get(self, pid: str | int) -> dict[str, Any]:
         try:
@@ -112,18 +99,12 @@ class ProcessTable:
 
     async def kill(self, pid: str | int) -> dict[str, Any]:
         """SIGTERM, then SIGKILL if the process outlives the grace period."""
-        process = self.find(pid)
+        entry = self.find(pid)
         with contextlib.suppress(psutil.Error):
-            process.terminate()
-            if not await _exited(process, KILL_GRACE_SECONDS):
-                process.kill()
-        return {"pid": process.pid, "killed": True}
-
-    def kill_all(self) -> None:
-        """Kill every process of the sandbox at once (stop and delete)."""
-        for process in self.processes():
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+            entry.process.terminate()
+            if not await _exited(entry.process, KILL_GRACE_SECONDS):
+                entry.process.kill()
+        return {"pid": entry.pid, "killed": True}
 
     async def run(
         self, command: str, host_cwd: Path, shown_cwd: str, timeout: float | None
@@ -135,18 +116,27 @@ class ProcessTable:
         """
         if "\x00" in command:
             raise InvalidRequest("field 'command' must not contain NUL bytes")
+        self.running += 1
+        try:
+            await self.launcher.prepare()
+            argv = self.launcher.argv(["/bin/sh", "-c", command], shown_cwd)
+            options = self.launcher.popen_options(host_cwd)
+            return await self._run(argv, options, shown_cwd, timeout)
+        finally:
+            self.running -= 1
+
+    async def _run(
+        self, argv: list[str], options: dict[str, Any], shown_cwd: str, timeout: float | None
+    ) -> dict[str, Any]:
         started = time.monotonic()
         with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
             process = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                command,
-                cwd=host_cwd,
-                env=self.environment,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
+                **options,
             )
             status = "completed"
             try:

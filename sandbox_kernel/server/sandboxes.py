@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import shutil
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,15 +16,15 @@ from typing import Any
 from .contexts import ContextPool
 from .errors import Conflict, InvalidRequest, NotFound
 from .files import FileStore
-from .paths import HOME
+from .isolation import IsolationSettings, launcher_for, mounted_directories, release
+from .paths import HOME, make_directories
 from .processes import ProcessTable
 
 log = logging.getLogger(__name__)
 
 SANDBOX_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-SKELETON = ("home/user", "tmp")
-# Variables of the server's own environment that sandbox code must never see.
-PRIVATE_VARIABLES = ("SANDBOX_KERNEL_TOKEN", "JPY_SESSION_NAME")
+SKELETON = (HOME.lstrip("/"), "tmp")
+REAP_INTERVAL_SECONDS = 1.0
 
 
 def _now() -> str:
@@ -35,20 +35,21 @@ class Sandbox:
     """One sandbox: `fs/` is its `/`, `staging/` holds uploads in flight, `sandbox.json` its
     record."""
 
-    def __init__(self, directory: Path, record: dict[str, Any]) -> None:
+    def __init__(
+        self, directory: Path, record: dict[str, Any], isolation: IsolationSettings
+    ) -> None:
         self.directory = directory
         self.record = record
         self.id: str = record["sandboxId"]
         root = directory / "fs"
+        root.mkdir(parents=True, exist_ok=True)
         for relative in SKELETON:
-            (root / relative).mkdir(parents=True, exist_ok=True)
-        self.files = FileStore(root, directory / "staging")
-        environment = {
-            key: value for key, value in os.environ.items() if key not in PRIVATE_VARIABLES
-        }
-        environment["HOME"] = str(root / HOME.lstrip("/"))
-        self.processes = ProcessTable(self.id, environment)
-        self.contexts = ContextPool(self.files.paths, self.processes.environment)
+            make_directories(root, relative)
+        self.files = FileStore(root, directory / "staging", mounted_directories(isolation))
+        self.launcher = launcher_for(isolation, self.files.paths.root, self.id)
+        self.processes = ProcessTable(self.launcher)
+        self.contexts = ContextPool(self.files.paths, self.launcher)
+        self.last_active = time.monotonic()
 
     @property
     def running(self) -> bool:
@@ -64,6 +65,22 @@ class Sandbox:
 
     def touch(self) -> None:
         self.record["lastUpdatedAt"] = _now()
+        self.last_active = time.monotonic()
+
+    def expired(self, now: float) -> bool:
+        """True once the sandbox has been idle for its sandboxIdleTimeoutSeconds.
+
+        Idle means no request and nothing running: a long cell or command keeps it alive.
+        """
+        timeout = self.record.get("sandboxIdleTimeoutSeconds")
+        if not self.running or not timeout or timeout <= 0:
+            return False
+        busy = self.processes.running or any(
+            context.lock.locked() for context in self.contexts.contexts.values()
+        )
+        if busy:
+            self.last_active = now
+        return now - self.last_active >= timeout
 
     def require_running(self) -> None:
         if not self.running:
@@ -71,7 +88,7 @@ class Sandbox:
 
     async def stop(self) -> None:
         await self.contexts.shutdown_all()
-        self.processes.kill_all()
+        await asyncio.to_thread(self.launcher.close)
         self.record.update(status="TERMINATED", endedAt=_now(), lastUpdatedAt=_now())
         self.save()
 
@@ -79,8 +96,9 @@ class Sandbox:
 class SandboxRegistry:
     """Creates, finds, stops and deletes sandboxes under one root directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, isolation: IsolationSettings | None = None) -> None:
         self.root = root
+        self.isolation = isolation or IsolationSettings()
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
         self._load()
@@ -90,7 +108,7 @@ class SandboxRegistry:
         for record_file in sorted(self.root.glob("*/sandbox.json")):
             try:
                 record = json.loads(record_file.read_text())
-                sandbox = Sandbox(record_file.parent, record)
+                sandbox = Sandbox(record_file.parent, record, self.isolation)
             except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
                 continue
@@ -121,7 +139,7 @@ class SandboxRegistry:
         }
         directory = self.root / sandbox_id
         directory.mkdir(parents=True)
-        sandbox = Sandbox(directory, record)
+        sandbox = Sandbox(directory, record, self.isolation)
         sandbox.save()
         self.sandboxes[sandbox_id] = sandbox
         log.info("sandbox %s created from template %s", sandbox_id, template_name)
@@ -142,8 +160,25 @@ class SandboxRegistry:
         log.info("sandbox %s deleted", sandbox_id)
         return sandbox
 
+    async def reap_idle(self) -> None:
+        """Run for the server's life: stop each sandbox idle past its timeout, which frees
+        its contexts and processes (its files stay)."""
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_SECONDS)
+            now = time.monotonic()
+            for sandbox in list(self.sandboxes.values()):
+                if not sandbox.expired(now):
+                    continue
+                log.info("sandbox %s idle past its timeout: stopping it", sandbox.id)
+                try:
+                    await sandbox.stop()
+                except Exception:
+                    log.exception("could not stop idle sandbox %s", sandbox.id)
+
     async def shutdown(self) -> None:
-        """Free every interpreter and process; the files stay for the next run."""
+        """Free every interpreter and process, and what isolation holds on the host; the
+        files stay for the next run."""
         for sandbox in self.sandboxes.values():
             await sandbox.contexts.shutdown_all()
-            sandbox.processes.kill_all()
+            await asyncio.to_thread(sandbox.launcher.close)
+        release(self.isolation)

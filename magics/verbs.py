@@ -1,0 +1,118 @@
+"""What every verb shares: a parser that raises UsageError, the verb record, sandbox paths."""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import shlex
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+if TYPE_CHECKING:
+    from .sbx import SbxMagics
+
+REMOTE_HOME = "/home/user"
+"""The sandbox's home and working directory: relative sandbox paths start here."""
+
+
+class HelpShown(Exception):
+    """`-h` printed a verb's help; the verb has nothing else to do."""
+
+
+class VerbParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are UsageErrors carrying the verb's usage."""
+
+    def __init__(self, prog: str, description: str, examples: Sequence[str] = (), **kwargs: Any):
+        shown = "\n".join(textwrap.indent(example, "  ") for example in examples)
+        epilog = f"examples:\n{shown}" if examples else None
+        super().__init__(
+            prog=prog,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,
+        )
+        self.examples = tuple(examples)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if status == 0:
+            raise HelpShown
+        raise UsageError((message or self.format_usage()).strip())
+
+
+Handler = Callable[["SbxMagics", argparse.Namespace, "str | None"], Any]
+
+
+@dataclass(frozen=True)
+class Verb:
+    """One `%sbx` verb: its parser (usage, help, examples), its handler, and for Tab
+    completion which of its positional arguments and options name sandbox or local paths."""
+
+    name: str
+    parser: VerbParser
+    handler: Handler
+    remote_positions: tuple[int, ...] = ()
+    local_positions: tuple[int, ...] = ()
+    remote_options: tuple[str, ...] = ()
+    takes_cell: bool = False
+    changes_files: bool = False
+    parse_line: Callable[[VerbParser, str], argparse.Namespace] | None = None
+
+    @property
+    def summary(self) -> str:
+        return (self.parser.description or "").split("\n")[0]
+
+    @property
+    def usage(self) -> str:
+        return " ".join(self.parser.format_usage().split()).removeprefix("usage: ")
+
+    def parse(self, text: str) -> argparse.Namespace:
+        """The verb's arguments from the rest of the magic's line."""
+        if self.parse_line is not None:
+            return self.parse_line(self.parser, text)
+        return self.parser.parse_args(split_words(text, self.parser.prog))
+
+
+def verb_parser(
+    name: str, description: str, *examples: str, cell_only: bool = False, **options: Any
+) -> VerbParser:
+    """The parser of `%sbx NAME` (`%%sbx NAME` for a verb that needs a cell body)."""
+    prog = f"%%sbx {name}" if cell_only else f"%sbx {name}"
+    return VerbParser(prog=prog, description=description, examples=examples, **options)
+
+
+def split_words(text: str, prog: str = "%sbx") -> list[str]:
+    """Split a magic's line like a shell does; an unclosed quote is a UsageError."""
+    try:
+        return shlex.split(text)
+    except ValueError as error:
+        raise UsageError(f"{prog}: {error}") from None
+
+
+def remote_path(path: str | None, cwd: str = REMOTE_HOME) -> str:
+    """An absolute, normalized sandbox path: relative paths start at `cwd`, `~` is the home."""
+    if not path:
+        return cwd
+    if path == "~" or path.startswith("~/"):
+        path = REMOTE_HOME + path[1:]
+    joined = posixpath.normpath(posixpath.join(cwd, path))
+    return "/" + joined.lstrip("/")
+
+
+def human_size(size: int | float | None) -> str:
+    """`1.5 MiB`, `12 B`: a byte count for people."""
+    if size is None:
+        return "?"
+    value, unit = float(size), "B"
+    for larger_unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger_unit
+    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"

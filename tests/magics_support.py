@@ -1,0 +1,107 @@
+"""A real kernel (the sandbox kernel, or python3 with `%load_ext sandbox_kernel`) driven through
+jupyter_client, for the `%sbx` tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_client import BlockingKernelClient, KernelManager
+
+TIMEOUT = 60
+
+
+class MagicsKernel:
+    """A kernel whose `%sbx` magics reach the tests' server; runs cells and collects output."""
+
+    def __init__(self, kernel_name: str, server: Any, directory: Path) -> None:
+        self.kernel_name = kernel_name
+        env = {
+            **os.environ,
+            "IPYTHONDIR": str(directory / "ipython"),
+            "SANDBOX_KERNEL_ENDPOINT": server.url,
+            "SANDBOX_KERNEL_TOKEN": server.token,
+        }
+        self.manager = KernelManager(kernel_name=kernel_name)
+        self.manager.start_kernel(env=env, cwd=str(directory))
+        self.client: BlockingKernelClient = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=TIMEOUT)
+        if kernel_name != "sandbox":
+            self.ok("%load_ext sandbox_kernel")
+
+    @property
+    def is_sandbox_kernel(self) -> bool:
+        return self.kernel_name == "sandbox"
+
+    def run(self, code: str, **options: Any) -> tuple[dict[str, Any], list[tuple[str, dict]]]:
+        """Execute `code`: the execute_reply content and the (msg_type, content) it published."""
+        published: list[tuple[str, dict]] = []
+        reply = self.client.execute_interactive(
+            code,
+            timeout=TIMEOUT,
+            output_hook=lambda msg: published.append((msg["msg_type"], msg["content"])),
+            **options,
+        )
+        outputs = [item for item in published if item[0] not in ("status", "execute_input")]
+        return reply["content"], outputs
+
+    def ok(self, code: str, **options: Any) -> list[tuple[str, dict]]:
+        reply, outputs = self.run(code, **options)
+        assert reply["status"] == "ok", (code, reply, outputs)
+        return outputs
+
+    def failure(self, code: str) -> dict[str, Any]:
+        """The error reply of a cell that must fail."""
+        reply, outputs = self.run(code)
+        assert reply["status"] == "error", (code, outputs)
+        return reply
+
+    def stdout(self, code: str) -> str:
+        return "".join(c["text"] for kind, c in self.ok(code) if kind == "stream")
+
+    def result(self, code: str) -> dict[str, Any]:
+        """The MIME bundle of the cell's execute_result."""
+        results = [c["data"] for kind, c in self.ok(code) if kind == "execute_result"]
+        assert len(results) == 1, (code, results)
+        return results[0]
+
+    def local(self, expression: str) -> str:
+        """The text/plain repr of `expression` evaluated in the kernel's own (local) namespace."""
+        reply, _ = self.run("%sbx status", user_expressions={"value": expression})
+        value = reply["user_expressions"]["value"]
+        assert value["status"] == "ok", value
+        return value["data"]["text/plain"]
+
+    def in_sandbox(self, code: str) -> str:
+        """Run `code` in the sandbox's current context; the text/plain of its result, if any."""
+        cell = code if self.is_sandbox_kernel else f"%%sbx run\n{code}"
+        results = [c["data"] for kind, c in self.ok(cell) if kind == "execute_result"]
+        return results[0]["text/plain"] if results else ""
+
+    def interrupted(self, code: str, after: float) -> tuple[dict[str, Any], float]:
+        """Start `code`, interrupt the kernel `after` seconds later: the reply, and how long
+        the cell took to end after the interrupt."""
+        msg_id = self.client.execute(code)
+        time.sleep(after)
+        interrupted_at = time.monotonic()
+        self.manager.interrupt_kernel()
+        while True:
+            reply = self.client.get_shell_msg(timeout=TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"], time.monotonic() - interrupted_at
+
+    def complete(self, code: str) -> dict[str, Any]:
+        self.client.complete(code, len(code))
+        return self.client.get_shell_msg(timeout=TIMEOUT)["content"]
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel()
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,313 @@
+"""Bubblewrap isolation: what sandbox code can and cannot reach, and how the API sees it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import RunningServer, start_server
+
+from sandbox_kernel import CodeInterpreterSandbox, SandboxError
+from sandbox_kernel.cli import is_loopback
+from sandbox_kernel.server.isolation import (
+    IsolationSettings,
+    enter_argv,
+    limits_argv,
+    mounted_directories,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def isolated(server: RunningServer) -> RunningServer:
+    if server.isolation != "bwrap":
+        pytest.skip("bubblewrap does not work on this host")
+    return server
+
+
+@pytest.fixture(scope="module")
+def jail(isolated: RunningServer) -> Iterator[CodeInterpreterSandbox]:
+    """One isolated sandbox for the module's escape attempts."""
+    sandbox = CodeInterpreterSandbox.create(endpoint=isolated.url, token=isolated.token)
+    yield sandbox
+    try:
+        sandbox.delete()
+    finally:
+        sandbox.close()
+
+
+def run(sandbox: CodeInterpreterSandbox, code: str) -> str:
+    """Run `code` in the sandbox's default context; its stdout, or the error raised."""
+    results = sandbox.context.execute(code, timeout=60)["results"]
+    errors = [entry for entry in results if entry["type"] == "error"]
+    assert not errors, errors[0]["traceback"]
+    return "".join(entry["text"] for entry in results if entry["type"] == "stdout")
+
+
+def attempt(sandbox: CodeInterpreterSandbox, expression: str) -> str:
+    """Evaluate `expression` in the sandbox: its repr, or the name of the OSError raised."""
+    code = (
+        "import errno, os\n"
+        f"try:\n    print(repr({expression}))\n"
+        "except OSError as error:\n    print(errno.errorcode[error.errno])"
+    )
+    return run(sandbox, code).strip()
+
+
+# ---- code inside the sandbox
+
+
+def test_code_runs_as_uid_1000_in_home_user(jail):
+    shown = run(
+        jail,
+        "import os, pwd\n"
+        "print(os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name)\n"
+        "print(os.getcwd(), os.environ['HOME'])",
+    )
+    assert shown.splitlines() == ["1000 1000 user", "/home/user /home/user"]
+
+
+def test_etc_is_minimal_and_has_no_secrets(jail):
+    assert attempt(jail, "open('/etc/shadow').read()") == "ENOENT"
+    assert attempt(jail, "os.listdir('/etc/ssl/private')") == "ENOENT"
+    assert attempt(jail, "os.path.exists('/etc/ssl/certs')") == "True"
+    assert "user:x:1000:1000" in attempt(jail, "open('/etc/passwd').read()")
+
+
+def test_host_trees_are_not_visible(jail, isolated, tmp_path):
+    planted = tmp_path / "planted.txt"
+    planted.write_text("host file")
+    for host_path in (planted, Path(__file__), isolated.root, Path("/work/shared")):
+        assert attempt(jail, f"os.path.exists({str(host_path)!r})") == "False", host_path
+    # /root and /work hold nothing but the mount points of the server's Python.
+    python_prefixes = {Path(prefix) for prefix in (sys.prefix, sys.base_prefix)}
+    for top in ("/root", "/work"):
+        listed = ast.literal_eval(attempt(jail, f"sorted(os.listdir({top!r}))"))
+        expected = {
+            prefix.relative_to(top).parts[0]
+            for prefix in python_prefixes
+            if prefix.is_relative_to(top)
+        }
+        assert set(listed) <= expected, (top, listed)
+
+
+def test_host_tmp_is_not_the_sandbox_tmp(jail, tmp_path):
+    assert attempt(jail, f"os.listdir({str(tmp_path.parent)!r})") == "ENOENT"
+    run(jail, "open('/tmp/from-code.txt', 'w').write('x')")
+    assert not Path("/tmp/from-code.txt").exists()
+    assert jail.file.read("/tmp/from-code.txt")["content"] == "x"
+
+
+def test_system_directories_and_python_are_read_only(jail):
+    targets = ["/usr/planted", "/bin/planted", "/etc/planted", f"{sys.prefix}/planted"]
+    for target in targets:
+        assert attempt(jail, f"open({target!r}, 'w')") == "EROFS", target
+    assert attempt(jail, "os.chmod('/usr/bin/python3', 0o777)") == "EROFS"
+
+
+def test_no_host_process_is_visible(jail):
+    listing = run(
+        jail,
+        "import os\n"
+        "for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit()):\n"
+        "    print(pid, open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\\0', b' '))",
+    )
+    assert "pytest" not in listing and "sandbox_kernel.cli" not in listing
+    assert len(listing.splitlines()) < 10, listing
+    assert run(jail, "import os; print(os.getppid())").strip() == "0"
+
+
+def test_sandbox_code_cannot_kill_its_init(jail):
+    run(jail, "import os, signal\nfor sig in (9, 15, 2):\n    os.kill(1, sig)")
+    assert jail.process.cmd("echo alive", "/home/user")["result"]["stdout"] == "alive\n"
+
+
+def test_network_is_cut_even_to_the_server_on_loopback(jail, isolated):
+    port = int(isolated.url.rsplit(":", 1)[1])
+    code = f"__import__('socket').create_connection(('127.0.0.1', {port}), timeout=5)"
+    assert attempt(jail, code) == "ECONNREFUSED"
+    interfaces = attempt(jail, "[name for _, name in __import__('socket').if_nameindex()]")
+    assert interfaces == "['lo']"
+
+
+def test_pids_are_those_code_sees_and_kill_works_on_them(jail):
+    kernel_pid = int(run(jail, "import os; print(os.getpid())"))
+    started = jail.process.cmd("sleep 311 >/dev/null 2>&1 & echo $!", "/home/user")
+    job_pid = int(started["result"]["stdout"])
+    listed = {entry["pid"]: entry for entry in jail.process.list()}
+    assert "ipykernel_launcher" in listed[kernel_pid]["cmdline"]
+    assert (listed[job_pid]["cmdline"], listed[job_pid]["ppid"]) == ("sleep 311", 1)
+    assert 1 not in listed, "the sandbox's init is not one of its processes"
+    assert jail.process.kill(str(job_pid))["killed"] is True
+    assert job_pid not in {entry["pid"] for entry in jail.process.list()}
+
+
+# ---- the file API
+
+
+def test_api_and_code_see_the_same_paths(jail):
+    jail.file.write("/home/user/from-api.txt", "api")
+    assert run(jail, "print(open('/home/user/from-api.txt').read(), os.getcwd())") == (
+        "api /home/user\n"
+    )
+    run(jail, "open('/home/user/from-code.txt', 'w').write('code')")
+    assert jail.file.read("/home/user/from-code.txt")["content"] == "code"
+
+
+def test_links_made_by_code_never_expose_host_files(jail, isolated):
+    run(
+        jail,
+        "import os\n"
+        "for target, name in (('/', 'to-root'), ('/etc/shadow', 'to-shadow'),"
+        " ('/etc/passwd', 'to-passwd'), ('../../..', 'climb')):\n"
+        "    os.symlink(target, f'/home/user/{name}')",
+    )
+    base = f"{isolated.url}/sandboxes/{jail.sandbox_id}"
+    headers = {"Authorization": f"Bearer {isolated.token}"}
+    with httpx.Client(headers=headers, timeout=30) as api:
+        for path in (
+            "to-root/etc/shadow",
+            "to-root/etc/passwd",
+            "to-shadow",
+            "to-passwd",
+            "climb/etc/shadow",
+        ):
+            for route in ("files", "filesystem/download", "filesystem"):
+                response = api.get(f"{base}/{route}", params={"path": f"/home/user/{path}"})
+                assert response.status_code in (403, 404), (route, path, response.text)
+                assert "root:" not in response.text
+        written = api.post(
+            f"{base}/files", json={"path": "/home/user/to-root/tmp/planted", "content": "x"}
+        )
+        assert written.status_code == 403
+    assert not Path("/tmp/planted").exists()
+
+
+def test_api_refuses_to_write_where_code_sees_read_only_mounts(jail):
+    for path in ("/usr/planted.txt", "/etc/passwd", f"{sys.prefix}/planted.txt"):
+        with pytest.raises(SandboxError) as refused:
+            jail.file.write(path, "x")
+        assert refused.value.status == 403, path
+    with pytest.raises(SandboxError) as refused:
+        jail.file_system.remove("/usr")
+    assert refused.value.status == 403
+
+
+# ---- unisolated servers and the argv itself
+
+
+def test_an_unisolated_server_says_so(tmp_path):
+    running = start_server(tmp_path, "--isolation", "none")
+    try:
+        assert running.isolation == "none"
+        with CodeInterpreterSandbox.create(endpoint=running.url, token=running.token) as sandbox:
+            assert sandbox.check_health()["isolation"] == "none"
+    finally:
+        running.stop()
+
+
+def test_network_option_lets_code_reach_the_loopback(tmp_path, isolated):
+    running = start_server(tmp_path, "--network")
+    try:
+        with CodeInterpreterSandbox.create(endpoint=running.url, token=running.token) as sandbox:
+            port = int(running.url.rsplit(":", 1)[1])
+            code = f"__import__('socket').create_connection(('127.0.0.1', {port})).close()"
+            assert attempt(sandbox, code) == "None"
+            sandbox.delete()
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.0.2.1", False),
+        ("sandbox.example", False),
+    ],
+)
+def test_only_loopback_addresses_count_as_private(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_serving_beyond_loopback_prints_a_warning(tmp_path):
+    # 192.0.2.1 is reserved for documentation: the bind fails, so nothing is ever exposed.
+    command = [sys.executable, "-m", "sandbox_kernel.cli", "serve", "--host", "192.0.2.1"]
+    finished = subprocess.run(
+        [*command, "--root", str(tmp_path), "--log-level", "ERROR"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "WARNING: listening on 192.0.2.1, not loopback" in finished.stderr
+
+
+SETTINGS = IsolationSettings(
+    bwrap="/usr/bin/bwrap",
+    runtime=Path("/run/sbk/abc"),
+    python="/opt/py/bin/python3",
+    python_prefixes=("/opt/py",),
+    system_directories=("/usr", "/bin", "/lib"),
+    memory_bytes=2**30,
+    prlimit="/usr/bin/prlimit",
+)
+
+
+def enter(settings: IsolationSettings = SETTINGS) -> list[str]:
+    return enter_argv(
+        settings,
+        root=Path("/data/sbx/fs"),
+        runtime=Path("/run/sbk/abc/3"),
+        namespaces=(7, 8),
+        cwd="/home/user/work",
+        command=["python3", "-c", "pass"],
+    )
+
+
+def pairs(argv: list[str], option: str) -> list[tuple[str, str]]:
+    return [(argv[i + 1], argv[i + 2]) for i, arg in enumerate(argv) if arg == option]
+
+
+def test_enter_argv_binds_the_root_and_only_chosen_host_paths():
+    argv = enter()
+    assert argv[:5] == ["/usr/bin/bwrap", "--userns", "7", "--pidns", "8"]
+    assert ("/data/sbx/fs", "/") in pairs(argv, "--bind")
+    assert ("/run/sbk/abc/3", "/run/sbk/abc/3") in pairs(argv, "--bind")
+    read_only = pairs(argv, "--ro-bind")
+    assert {("/usr", "/usr"), ("/bin", "/bin"), ("/lib", "/lib"), ("/opt/py", "/opt/py")} <= set(
+        read_only
+    )
+    sources = {source for source, _ in read_only + pairs(argv, "--ro-bind-try")}
+    assert "/etc" not in sources and "/etc/shadow" not in sources and "/etc/ssl" not in sources
+    assert argv[argv.index("--uid") + 1] == argv[argv.index("--gid") + 1] == "1000"
+    assert "--unshare-net" in argv and "--clearenv" in argv
+    assert ("HOME", "/home/user") in pairs(argv, "--setenv")
+    assert argv[-6:] == ["--chdir", "/home/user/work", "--", "python3", "-c", "pass"]
+
+
+def test_network_setting_keeps_the_host_network():
+    assert "--unshare-net" not in enter(replace(SETTINGS, network=True))
+
+
+def test_limits_prefix_joins_cgroups_then_sets_rlimits():
+    argv = limits_argv(SETTINGS, [Path("/cg/pids/sbk/3/cgroup.procs")])
+    assert argv[:3] == ["/bin/sh", "-c", argv[2]]
+    assert argv[3:6] == ["sh", "/cg/pids/sbk/3/cgroup.procs", "--"]
+    assert argv[6:] == ["/usr/bin/prlimit", f"--as={2**30}", "--"]
+    assert limits_argv(IsolationSettings(), []) == []
+
+
+def test_mounted_directories_are_read_only_for_the_api():
+    assert mounted_directories(IsolationSettings()) == []
+    assert {"/usr", "/opt/py", "/etc", "/proc"} <= set(mounted_directories(SETTINGS))
