@@ -49,6 +49,8 @@ class SandboxSession:
         self.created_sandbox = False
         self.settings: ClientSettings | None = None
         self.failure: str | None = None
+        self.resume_context_id: str | None = None
+        """A context to join on open (a restarted kernel's), instead of creating one."""
 
     @property
     def is_open(self) -> bool:
@@ -127,8 +129,36 @@ class SandboxSession:
                     self.created_sandbox = True
                 self.sandbox_id = self.sandbox.sandbox_id
             self._remember_health(await self.sandbox.check_health_async())
-            self.context = await self.sandbox.context.create_async(language=self.language)
+            self.context = await self._joined_context() or await self.sandbox.context.create_async(
+                language=self.language
+            )
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    async def _joined_context(self) -> ContextOperations | None:
+        context_id, self.resume_context_id = self.resume_context_id, None
+        if context_id is None:
+            return None
+        try:
+            return await self.sandbox.context.get_async(context_id)
+        except SandboxError as error:
+            log.info("context %s is gone (%s); creating a new one", context_id, error)
+            return None
+
+    async def restart_context_async(self) -> bool:
+        """Give the context a fresh interpreter where the server can (True), keeping its id."""
+        if not self.is_open or "restart" not in self.extensions:
+            return False
+        try:
+            await self.context.restart_async()
+        except SandboxError as error:
+            log.warning("could not restart context: %s", error)
+            return False
+        return True
+
+    def release(self) -> None:
+        """Forget the sandbox and context without deleting them (a successor takes them over)."""
+        self.context = None
+        self.created_sandbox = False
 
     @contextlib.contextmanager
     def _failure_recorded(self) -> Iterator[None]:

@@ -402,17 +402,26 @@ class SandboxKernel(IPythonKernel):
         if self._opening is not None and not self._opening.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._opening), SHUTDOWN_SECONDS / 2)
-        keep = restart or self.keep_sandbox
-        if restart and self.remote.created_sandbox and self.remote.sandbox_id:
-            self._write_restart_record()
-        await self.remote.close_async(keep_sandbox=keep)
+        if restart and self.remote.is_open and await self.remote.restart_context_async():
+            # The server gave the context a fresh interpreter: the next kernel joins it.
+            self._write_restart_record(self.remote.context_id, self.remote.created_sandbox)
+            self.remote.release()
+        elif restart and self.remote.created_sandbox and self.remote.sandbox_id:
+            self._write_restart_record(None, True)
+        await self.remote.close_async(keep_sandbox=restart or self.keep_sandbox)
 
-    def _write_restart_record(self) -> None:
-        """Let the kernel process that replaces this one keep using the same sandbox."""
+    def _write_restart_record(self, context_id: str | None, owns_sandbox: bool) -> None:
+        """Let the kernel process that replaces this one keep using the same sandbox (and the
+        restarted context, when the server restarted it)."""
         if self._restart_record is None:
             return
         self._restart_record.parent.mkdir(parents=True, exist_ok=True)
-        record = {"sandbox_id": self.remote.sandbox_id, "endpoint": self.remote.endpoint}
+        record = {
+            "sandbox_id": self.remote.sandbox_id,
+            "endpoint": self.remote.endpoint,
+            "context_id": context_id,
+            "owns_sandbox": owns_sandbox,
+        }
         self._restart_record.write_text(json.dumps(record))
 
     def _resume_after_restart(self) -> None:
@@ -420,9 +429,11 @@ class SandboxKernel(IPythonKernel):
             return
         with contextlib.suppress(OSError, ValueError):
             record = json.loads(self._restart_record.read_text())
-            if record.get("endpoint") == self.remote.endpoint and not self.remote.sandbox_id:
+            same_target = self.remote.sandbox_id in (None, "", record.get("sandbox_id"))
+            if record.get("endpoint") == self.remote.endpoint and same_target:
                 self.remote.sandbox_id = record["sandbox_id"]
-                self.remote.created_sandbox = True
+                self.remote.created_sandbox = bool(record.get("owns_sandbox", True))
+                self.remote.resume_context_id = record.get("context_id")
         self._restart_record.unlink(missing_ok=True)
 
 
