@@ -5,11 +5,13 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from conftest import RunningServer, start_server
 
@@ -211,6 +213,23 @@ def test_an_unisolated_server_says_so(tmp_path):
             assert sandbox.check_health()["isolation"] == "none"
     finally:
         running.stop()
+
+
+def test_every_sandbox_process_ends_with_a_killed_server(tmp_path, isolated):
+    running = start_server(tmp_path)
+    sandbox = CodeInterpreterSandbox.create(endpoint=running.url, token=running.token)
+    sandbox.context.create()
+    sandbox.process.cmd("sleep 347 >/dev/null 2>&1 &", "/home/user")
+    sandbox.close()
+    running.process.kill()
+    running.process.wait()
+    deadline = time.monotonic() + 5
+    while any(
+        "sleep 347" in " ".join(process.info["cmdline"] or [])
+        for process in psutil.process_iter(["cmdline"])
+    ):
+        assert time.monotonic() < deadline, "a sandbox process outlived its server"
+        time.sleep(0.1)
 
 
 def test_network_option_lets_code_reach_the_loopback(tmp_path, isolated):

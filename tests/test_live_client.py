@@ -269,6 +269,14 @@ async def test_getpass_request_is_marked_as_a_password(live_context):
     assert arrivals.entries[1]["text"] == "6\n"
 
 
+async def test_input_right_after_a_restart_is_answered(live_context):
+    for _ in range(3):
+        await live_context.restart_async()
+        arrivals = await answered(live_context, "print(input('Name? '))", "Ada")
+        assert kinds(arrivals.entries) == ["inputRequest", "stdout", "endOfExecution"]
+        assert arrivals.at("endOfExecution") < 5
+
+
 async def test_input_without_allow_stdin_fails_instead_of_waiting(live_context):
     arrivals = await collect(live_context.stream_async("input('Name? ')", timeout=20))
     assert "inputRequest" not in kinds(arrivals.entries)

@@ -86,13 +86,15 @@ GENERATED_ETC_FILES = {
 # Directories every isolated sandbox root holds besides the bound ones: bwrap mounts there.
 SANDBOX_DIRECTORIES = ("etc", "proc", "dev", "run", "tmp", HOME.lstrip("/"))
 # pid 1 of a sandbox: ignoring SIGCHLD makes the kernel reap the orphans it adopts, and
-# with no signal handlers left, nothing inside the sandbox can kill it.
+# with no signal handlers left, nothing inside the sandbox can kill it. It lives until the
+# pipe from the server (fd argv[1]) closes, so the sandbox ends with the server however
+# the server ends, even when that races bwrap's own --die-with-parent setup.
 ANCHOR_SCRIPT = (
-    "import signal\n"
+    "import os, signal, sys\n"
     "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
     "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
-    "while True:\n"
-    "    signal.pause()\n"
+    "while os.read(int(sys.argv[1]), 1):\n"
+    "    pass\n"
 )
 # Joins the cgroups named before `--`, then runs the rest: a process started this way is
 # limited from its first instruction, so it cannot fork past the limit before being moved.
@@ -179,8 +181,9 @@ def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
     }
 
 
-def anchor_argv(settings: IsolationSettings, info_fd: int) -> list[str]:
-    """The bwrap that creates a sandbox's user and pid namespaces and stays as their pid 1."""
+def anchor_argv(settings: IsolationSettings, info_fd: int, lifeline_fd: int) -> list[str]:
+    """The bwrap that creates a sandbox's user and pid namespaces and stays as their pid 1
+    until `lifeline_fd`, the read end of a pipe, reaches its end."""
     assert settings.bwrap is not None
     return [
         settings.bwrap,
@@ -206,6 +209,7 @@ def anchor_argv(settings: IsolationSettings, info_fd: int) -> list[str]:
         "-S",
         "-c",
         ANCHOR_SCRIPT,
+        str(lifeline_fd),
     ]
 
 
@@ -400,7 +404,7 @@ def _runtime_directory() -> Path:
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "sandbox-kernel")
     candidates.append(Path(tempfile.gettempdir()) / f"sandbox-kernel-{os.getuid()}")
     for base in candidates:
-        if len(str(base)) + 9 > MAX_RUNTIME_PATH:
+        if len(f"{base}/{os.getpid()}-12345678") > MAX_RUNTIME_PATH:
             continue
         try:
             base.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -604,6 +608,7 @@ class BubblewrapLauncher(Launcher):
     def __init__(self, settings: IsolationSettings, root: Path, sandbox_id: str) -> None:
         super().__init__(settings, root, sandbox_id)
         self.anchor: subprocess.Popen | None = None
+        self.lifeline: int | None = None  # write end of the anchor's pipe; closing it ends it
         self.anchor_pid = 0  # host pid of the anchor's pid 1
         self.pid_namespace = ""
         self.namespace_fds: tuple[int, int] | None = None
@@ -624,19 +629,26 @@ class BubblewrapLauncher(Launcher):
         for relative in mount_points(self.settings):
             make_directories(self.root, relative)
         reader, writer = os.pipe()
+        lifeline_reader, lifeline = os.pipe()
         procs = [group / "cgroup.procs" for group in self.cgroups]
-        argv = [*limits_argv(self.settings, procs), *anchor_argv(self.settings, writer)]
+        argv = anchor_argv(self.settings, writer, lifeline_reader)
         try:
             self.anchor = subprocess.Popen(
-                argv,
-                pass_fds=(writer,),
+                [*limits_argv(self.settings, procs), *argv],
+                pass_fds=(writer, lifeline_reader),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
+        except OSError:
+            os.close(lifeline)
+            raise
         finally:
             os.close(writer)
+            os.close(lifeline_reader)
+        self._cut_lifeline()
+        self.lifeline = lifeline
         with os.fdopen(reader, "rb") as info_pipe:
             info = self._read_info(info_pipe)
         self.anchor_pid = info["child-pid"]
@@ -716,11 +728,17 @@ class BubblewrapLauncher(Launcher):
             found.append(SandboxProcess(pid, ppid, process))
         return found
 
+    def _cut_lifeline(self) -> None:
+        if self.lifeline is not None:
+            os.close(self.lifeline)
+            self.lifeline = None
+
     def kill_all(self) -> None:
         super().kill_all()
+        self._cut_lifeline()
         if self.anchor is not None:
-            # Its pid 1 dies with it (--die-with-parent), and the kernel then kills every
-            # process left in the pid namespace.
+            # Without its lifeline the anchor's pid 1 exits (and dies with bwrap anyway,
+            # --die-with-parent); the kernel then kills every process left in its namespace.
             with contextlib.suppress(OSError):
                 self.anchor.kill()
             with contextlib.suppress(subprocess.SubprocessError):
