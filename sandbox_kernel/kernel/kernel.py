@@ -190,9 +190,7 @@ class SandboxKernel(IPythonKernel):
         context = self.remote.context
         if "stream" in self.remote.extensions:
             cell.streaming = True
-            entries = context.stream_async(
-                code, timeout=self.timeout, allow_stdin=cell.allow_stdin
-            )
+            entries = context.stream_async(code, timeout=self.timeout, allow_stdin=cell.allow_stdin)
             async for entry in entries:
                 await self._handle_entry(entry, cell)
             return
