@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import SandboxError
+from .errors import SandboxError, SandboxNotFoundError
 from .operations import ContextOperations
 from .sandbox import CodeInterpreterSandbox
 from .settings import EMBEDDED, ClientSettings
@@ -119,10 +119,8 @@ class SandboxSession:
             if self.sandbox is None:
                 endpoint, token = self.settings.endpoint, self.settings.token
                 if self.sandbox_id:
-                    self.sandbox = await CodeInterpreterSandbox.connect_async(
-                        self.sandbox_id, endpoint, token
-                    )
-                else:
+                    self.sandbox = await self._rejoined(endpoint, token)
+                if self.sandbox is None:
                     self.sandbox = await CodeInterpreterSandbox.create_async(
                         self.template, endpoint, token
                     )
@@ -133,6 +131,33 @@ class SandboxSession:
                 language=self.language
             )
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    async def _rejoined(self, endpoint: str, token: str | None) -> CodeInterpreterSandbox | None:
+        """Join `sandbox_id`; a sandbox this session made that is gone is made anew (None)."""
+        try:
+            return await CodeInterpreterSandbox.connect_async(self.sandbox_id, endpoint, token)
+        except SandboxNotFoundError:
+            if not self.created_sandbox:
+                raise
+            log.info("sandbox %s is gone; creating a new one", self.sandbox_id)
+            return None
+
+    def forget_connection(self) -> None:
+        """Drop the connection (the server went away) but remember which sandbox to rejoin."""
+        if self.sandbox is not None:
+            self.sandbox.close()
+        self.sandbox = None
+        self.context = None
+        self.health = {}
+        if self.uses_embedded_server:
+            self.settings = None  # the embedded server may come back on another port
+
+    async def renew_context_async(self) -> None:
+        """Replace a context whose interpreter died with a fresh one in the same sandbox."""
+        if self.context is not None and self.context.context_id is not None:
+            with contextlib.suppress(SandboxError):
+                await self.context.delete_async()
+        self.context = await self.sandbox.context.create_async(language=self.language)
 
     async def _joined_context(self) -> ContextOperations | None:
         context_id, self.resume_context_id = self.resume_context_id, None

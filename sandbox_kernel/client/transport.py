@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
 from typing import Any, BinaryIO
@@ -26,6 +27,8 @@ from .errors import (
 from .settings import ClientSettings
 
 CONNECT_TIMEOUT = 10.0
+RETRY_DELAYS = (0.25, 0.5, 1.0)
+"""Backoff between attempts of an idempotent read."""
 NDJSON = "application/x-ndjson"
 WRITE_TIMEOUT = 60.0
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -67,7 +70,36 @@ class DataClient:
         return f"{base}/{call.path}" if call.path else base
 
     def send(self, call: Call) -> Any:
-        """Run a call and return its decoded reply, blocking."""
+        """Run a call and return its decoded reply, blocking.
+
+        An idempotent read is retried with backoff when the server is briefly unreachable,
+        overloaded or failing; nothing else is ever sent twice.
+        """
+        for delay in _retry_delays(call):
+            try:
+                return self._send_once(call)
+            except SandboxError as error:
+                if delay is None or not _worth_retrying(error):
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def send_async(self, call: Call) -> Any:
+        """Run a call and return its decoded reply, without blocking the event loop on I/O.
+
+        An idempotent read is retried with backoff when the server is briefly unreachable,
+        overloaded or failing; nothing else is ever sent twice.
+        """
+        for delay in _retry_delays(call):
+            try:
+                return await self._send_once_async(call)
+            except SandboxError as error:
+                if delay is None or not _worth_retrying(error):
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _send_once(self, call: Call) -> Any:
         client = self._sync_client()
         with self._translated_failures(call), contextlib.ExitStack() as stack:
             request = self._build(client, call, stack)
@@ -86,8 +118,7 @@ class DataClient:
                     response.close()
                 return sink.commit()
 
-    async def send_async(self, call: Call) -> Any:
-        """Run a call and return its decoded reply, without blocking the event loop on I/O."""
+    async def _send_once_async(self, call: Call) -> Any:
         client = self._async_http_client()
         with self._translated_failures(call), contextlib.ExitStack() as stack:
             request = self._build(client, call, stack)
@@ -237,6 +268,21 @@ def _read_reply(call: Call, response: httpx.Response) -> Any:
             status=response.status_code,
         ) from None
     return call.reply(decoded)
+
+
+def _retry_delays(call: Call) -> Iterator[float | None]:
+    """Seconds to wait before each further attempt; None marks the last attempt."""
+    if call.method == "GET" and call.download_to is None and not call.streams_lines:
+        yield from RETRY_DELAYS
+    yield None
+
+
+def _worth_retrying(error: SandboxError) -> bool:
+    if isinstance(error, SandboxTimeoutError):
+        return False
+    if isinstance(error, SandboxConnectionError):
+        return True
+    return error.status is not None and (error.status == 429 or error.status >= 500)
 
 
 def _decoded_line(call: Call, line: str) -> Any:

@@ -18,6 +18,7 @@ from ipykernel.ipkernel import IPythonKernel
 from traitlets import Bool, Float, Unicode
 
 from .. import __version__
+from ..client import SandboxConnectionError, SandboxNotFoundError
 from ..client.session import SandboxSession
 from .outputs import error_content, message_for
 from .routing import MixedCellError, Route, is_local_at, route
@@ -28,6 +29,8 @@ INTERRUPT_GRACE_SECONDS = 5.0
 ASK_TIMEOUT_SECONDS = 12.0
 # jupyter_client kills a kernel that has not exited 5 s after a shutdown request.
 SHUTDOWN_SECONDS = 4.5
+RECONNECT_ATTEMPTS = 5
+RECONNECT_DELAY_CAP = 8.0
 
 
 @dataclass
@@ -103,7 +106,9 @@ class SandboxKernel(IPythonKernel):
 
     async def _ready(self) -> None:
         """Wait for the sandbox; retry once per cell when an earlier attempt failed."""
-        if self._opening is None or (self._opening.done() and self._opening.exception()):
+        finished = self._opening is not None and self._opening.done()
+        failed = finished and (self._opening.exception() is not None or not self.remote.is_open)
+        if self._opening is None or failed:
             self._opening = self._open()
         await asyncio.shield(self._opening)
 
@@ -177,7 +182,16 @@ class SandboxKernel(IPythonKernel):
                 raise
             return self._fail(self._stopped_waiting(), silent, store_history)
         except Exception as error:  # a failure to reach the sandbox must never kill the kernel
-            return self._fail(self._sandbox_failure(error), silent, store_history)
+            failure = self._sandbox_failure(error)
+            if isinstance(error, SandboxConnectionError) and self.remote.is_open:
+                failure["value"] += " " + await self._reconnect()
+            elif isinstance(error, SandboxNotFoundError) and self.remote.is_open:
+                failure["value"] += " " + await self._renew_context()
+            return self._fail(failure, silent, store_history)
+        if cell.error is not None and cell.error.get("name") == "ContextDied":
+            notice = await self._renew_context()
+            if not silent:
+                self._publish({"type": "stderr", "text": notice + "\n"}, count)
         if cell.timed_out:
             cell.error = self._explain_timeout(cell.error or {})
             if not silent:
@@ -222,6 +236,39 @@ class SandboxKernel(IPythonKernel):
         except Exception:  # no frontend to ask: the remote input() must not wait forever
             value = ""
         await self.remote.context.send_input_async(value)
+
+    async def _renew_context(self) -> str:
+        """The context's interpreter died or vanished: start a fresh one in the same sandbox."""
+        try:
+            await self.remote.renew_context_async()
+        except Exception as error:
+            self.remote.forget_connection()
+            return f"Its state is lost, and a fresh interpreter could not be started ({error})."
+        return (
+            "The sandbox's interpreter was lost with its state (variables, imports); a fresh "
+            "one is ready, so run the cells that set up state again. Files are kept."
+        )
+
+    async def _reconnect(self) -> str:
+        """The server went away: reconnect with backoff (1 s doubling, capped), rejoining the
+        sandbox where it survived, in a fresh interpreter."""
+        previous = self.remote.sandbox_id
+        self.remote.forget_connection()
+        delay = 0.0
+        for _ in range(RECONNECT_ATTEMPTS):
+            await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 1.0), RECONNECT_DELAY_CAP)
+            try:
+                await self.remote.open_async()
+            except Exception as error:
+                log.info("reconnecting to the sandbox server failed: %s", error)
+                continue
+            where = "the same sandbox" if self.remote.sandbox_id == previous else "a new sandbox"
+            return (
+                f"Reconnected to {where} ({self.remote.sandbox_id}) with a fresh interpreter: "
+                "the remote state (variables, imports) was lost. Run the cell again."
+            )
+        return "Could not reconnect yet; the next cell tries again."
 
     @contextlib.contextmanager
     def _interrupt_handler(self, request: asyncio.Future, cell: RemoteCell) -> Iterator[None]:

@@ -1,0 +1,122 @@
+"""Faults in real use: an interpreter that dies mid-cell, a server that goes away, a flaky read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from urllib.parse import urlsplit
+
+import psutil
+import pytest
+from conftest import start_server
+from test_kernel import RunningKernel, kernel_environment, server_environment
+
+from sandbox_kernel import CodeInterpreterSandbox
+from sandbox_kernel.client import SandboxConnectionError
+
+
+@pytest.fixture
+def kernel(server, tmp_path):
+    running = RunningKernel(server_environment(server, tmp_path))
+    yield running
+    running.shutdown()
+
+
+def wait_until_gone(pid: int) -> None:
+    """Wait for a killed process that is not our child (it stays a zombie until reaped)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} is still running")
+
+
+def stderr_of(outputs) -> str:
+    return "".join(c["text"] for kind, c in outputs if kind == "stream" and c["name"] == "stderr")
+
+
+@pytest.mark.parametrize(
+    "fatal",
+    ["import os; os._exit(1)", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+    ids=["exit", "sigkill"],
+)
+def test_interpreter_dying_mid_cell_is_reported_and_the_next_cell_works(kernel, fatal):
+    kernel.run("state_before = 1")
+    kernel.run("open('/home/user/kept.txt', 'w').write('kept')")
+    reply, outputs = kernel.run(f"print('going', flush=True)\n{fatal}")
+    assert reply["status"] == "error"
+    assert reply["ename"] == "ContextDied"
+    assert "state" in stderr_of(outputs) and "fresh" in stderr_of(outputs)
+    assert kernel.stdout("print(6 * 7)") == "42\n"
+    assert kernel.run("state_before")[0]["ename"] == "NameError"
+    assert kernel.stdout("print(open('/home/user/kept.txt').read())") == "kept\n"
+
+
+def test_embedded_server_killed_under_a_kernel_comes_back_and_the_next_cell_works(tmp_path):
+    env = kernel_environment(
+        tmp_path,
+        SANDBOX_KERNEL_RUNTIME_DIR=str(tmp_path / "runtime"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
+    running = RunningKernel(env)
+    state_file = tmp_path / "runtime" / "server.json"
+    try:
+        running.run("value = 1")
+        running.run("open('/home/user/survives.txt', 'w').write('yes')")
+        first = json.loads(state_file.read_text())
+        os.kill(first["pid"], signal.SIGKILL)
+        wait_until_gone(first["pid"])
+
+        reply, _ = running.run("value")
+        assert reply["status"] == "error"
+        assert "Reconnected to the same sandbox" in reply["evalue"]
+        assert "state" in reply["evalue"]
+        assert running.stdout("print(open('/home/user/survives.txt').read())") == "yes\n"
+        assert running.run("value")[0]["ename"] == "NameError"
+        second = json.loads(state_file.read_text())
+        assert second["pid"] != first["pid"]
+    finally:
+        running.shutdown()
+        if state_file.exists():
+            with_pid = json.loads(state_file.read_text())["pid"]
+            if psutil.pid_exists(with_pid):
+                psutil.Process(with_pid).terminate()
+
+
+def test_an_idempotent_read_survives_a_server_restart(tmp_path):
+    running = start_server(tmp_path / "root")
+    port = str(urlsplit(running.url).port)
+    sandbox = CodeInterpreterSandbox.create(endpoint=running.url, token=running.token)
+    sandbox.file.write("/home/user/x.txt", "x")
+    running.stop()
+    replacement = []
+    restarter = threading.Timer(
+        0.3, lambda: replacement.append(start_server(tmp_path / "root", "--port", port))
+    )
+    restarter.start()
+    try:
+        assert sandbox.file_system.stat("/home/user/x.txt")["size"] == 1
+    finally:
+        restarter.join()
+        for server in replacement:
+            server.stop()
+        sandbox.close()
+
+
+def test_an_execute_is_never_retried(tmp_path):
+    running = start_server(tmp_path / "root")
+    sandbox = CodeInterpreterSandbox.create(endpoint=running.url, token=running.token)
+    context = sandbox.context.create()
+    running.stop()
+    started = time.monotonic()
+    with pytest.raises(SandboxConnectionError):
+        context.execute("1")
+    assert time.monotonic() - started < 0.2
+    sandbox.close()
