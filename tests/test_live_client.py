@@ -392,3 +392,11 @@ async def test_input_on_a_plain_server_fails_instead_of_waiting(plain_context):
     arrivals = await collect(plain_context.stream_async(code, allow_stdin=True, timeout=20))
     assert error_names(arrivals.entries) == ["StdinNotImplementedError"]
     assert arrivals.at("endOfExecution") < 5
+
+
+def test_streamed_execution_in_a_default_context_names_that_context(server):
+    with CodeInterpreterSandbox.create(endpoint=server.url, token=server.token) as sandbox:
+        seen: list[dict] = []
+        reply = sandbox.context.execute("1", language="python", on_entry=seen.append)
+        assert reply["contextId"]
+        assert reply["contextId"] in [context["id"] for context in sandbox.context.list()]

@@ -20,6 +20,17 @@ EntryCallback = Callable[[dict[str, Any]], None]
 """Called with each result entry of an execution."""
 
 
+def _plain_timeout(timeout: float | None) -> float:
+    """`execute(timeout=None)` means the server's default limit, streamed or not."""
+    return endpoints.SERVER_DEFAULT_TIMEOUT if timeout is None else timeout
+
+
+def _context_of(call: Call, results: list[dict[str, Any]]) -> str | None:
+    """The context a streamed execution ran in: asked for, or named by its last entry."""
+    named = results[-1].get("contextId") if results else None
+    return call.json.get("contextId") or named
+
+
 def _seen(entry: dict[str, Any], on_entry: EntryCallback) -> dict[str, Any]:
     on_entry(entry)
     return entry
@@ -241,9 +252,11 @@ class ContextOperations(_Operations):
         all of them at the end where it does not.
         """
         if on_entry is not None and "stream" in self._sandbox.extensions:
-            call = self._streamed(code, language, context_id, timeout, allow_stdin=False)
+            call = self._streamed(
+                code, language, context_id, _plain_timeout(timeout), allow_stdin=False
+            )
             results = [_seen(entry, on_entry) for entry in self._sandbox.data_api.stream(call)]
-            return {"contextId": call.json.get("contextId"), "results": results}
+            return {"contextId": _context_of(call, results), "results": results}
         reply = self._send(self._execution(code, language, context_id, timeout))
         for entry in reply.get("results", []) if on_entry is not None else ():
             on_entry(entry)
@@ -264,11 +277,13 @@ class ContextOperations(_Operations):
         all of them at the end where it does not.
         """
         if on_entry is not None and "stream" in await self._sandbox.extensions_async():
-            call = self._streamed(code, language, context_id, timeout, allow_stdin=False)
+            call = self._streamed(
+                code, language, context_id, _plain_timeout(timeout), allow_stdin=False
+            )
             results = [
                 _seen(entry, on_entry) async for entry in self._sandbox.data_api.stream_async(call)
             ]
-            return {"contextId": call.json.get("contextId"), "results": results}
+            return {"contextId": _context_of(call, results), "results": results}
         reply = await self._send_async(self._execution(code, language, context_id, timeout))
         for entry in reply.get("results", []) if on_entry is not None else ():
             on_entry(entry)

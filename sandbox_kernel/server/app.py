@@ -371,7 +371,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
             allow_stdin = allow_stdin and body.allow_stdin
         entries = context.execute(body.code, body.timeout, allow_stdin=allow_stdin)
         if streaming:
-            lines = (json.dumps(entry) + "\n" async for entry in entries)
+            # A stream has no envelope: its last entry names the context that ran it.
+            lines = (
+                json.dumps(
+                    {**entry, "contextId": context.id}
+                    if entry.get("type") == "endOfExecution"
+                    else entry
+                )
+                + "\n"
+                async for entry in entries
+            )
             return StreamingResponse(lines, media_type=NDJSON)
         return {"contextId": context.id, "results": [entry async for entry in entries]}
 

@@ -159,11 +159,14 @@ class KernelChannels:
         is_alive: Any,
         interrupt: Any,
         restart: Any,
+        late_output_seconds: float = 0.0,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run code, yielding result entries as the kernel produces them.
 
         On timeout the kernel is interrupted (and restarted if it ignores that); a kernel
-        that dies or a context that ends closes the execution with an error entry.
+        that dies or a context that ends closes the execution with an error entry. Once the
+        kernel is idle and has replied, the execution still takes what arrives until
+        `late_output_seconds` pass without a message (for kernels that publish late).
         """
         loop = asyncio.get_running_loop()
         msg_id = self.client.execute(code, store_history=True, allow_stdin=allow_stdin)
@@ -171,11 +174,18 @@ class KernelChannels:
         interrupted_at: float | None = None
         idle_at: float | None = None
         reply: dict[str, Any] | None = None
+        last_message_at = loop.time()
         status = "ok"
         with self._expecting(msg_id) as queue:
-            while idle_at is None or reply is None:
+            while True:
                 now = loop.time()
-                if idle_at is not None:
+                finished = idle_at is not None and reply is not None
+                if finished:
+                    quiet = now - last_message_at
+                    if quiet >= late_output_seconds:
+                        break
+                    wait = late_output_seconds - quiet
+                elif idle_at is not None:
                     if now - idle_at > REPLY_AFTER_IDLE_SECONDS:
                         break
                     wait = REPLY_AFTER_IDLE_SECONDS
@@ -186,6 +196,8 @@ class KernelChannels:
                 try:
                     channel, message = await asyncio.wait_for(queue.get(), wait)
                 except asyncio.TimeoutError:
+                    if finished:
+                        break
                     now = loop.time()
                     if not await is_alive():
                         yield error_entry(
@@ -207,6 +219,7 @@ class KernelChannels:
                         yield end_entry("timeout", None)
                         return
                     continue
+                last_message_at = loop.time()
                 if channel == "end":
                     self.pending_input = None
                     yield error_entry(message.name, message.message)
