@@ -11,40 +11,15 @@ floor. Both use a warm embedded server that this script starts on a free loopbac
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
+from common import Row, embedded_server, print_table
 from jupyter_client import BlockingKernelClient, KernelManager
 
 TARGET_MS = 50.0
 CELL = "import time\nprint(repr(time.time()), flush=True)\ntime.sleep(0.3)"
-
-
-def start_embedded_server(root: Path) -> tuple[subprocess.Popen, str, str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox_kernel.cli",
-            "serve",
-            "--port",
-            "0",
-            "--root",
-            str(root),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    ready = json.loads(process.stdout.readline())
-    return process, ready["url"], ready["token"]
 
 
 def start_kernel(name: str, env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClient]:
@@ -83,41 +58,42 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20, help="measured cells per kernel")
-    options = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as scratch:
-        server, url, token = start_embedded_server(Path(scratch))
-        env = {**os.environ, "SANDBOX_KERNEL_ENDPOINT": url, "SANDBOX_KERNEL_TOKEN": token}
-        try:
-            kernels = {name: start_kernel(name, env) for name in ("sandbox", "python3")}
-            for _, client in kernels.values():
-                for _ in range(3):
-                    first_output_delay(client)
-            delays: dict[str, list[float]] = {name: [] for name in kernels}
-            for _ in range(options.runs):
-                for name, (_, client) in kernels.items():
-                    delays[name].append(first_output_delay(client))
-            for manager, client in kernels.values():
-                client.stop_channels()
-                manager.shutdown_kernel(now=False)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-    print(f"time from print() to its stream message, {options.runs} cells each (ms)")
-    print(f"{'kernel':10} {'median':>8} {'p90':>8} {'max':>8}")
-    for name, samples in delays.items():
-        print(
-            f"{name:10} {statistics.median(samples) * 1000:8.1f} "
-            f"{percentile(samples, 0.9) * 1000:8.1f} {max(samples) * 1000:8.1f}"
-        )
-    median_ms = statistics.median(delays["sandbox"]) * 1000
-    verdict = "ok" if median_ms < TARGET_MS else "MISSED"
-    print(f"sandbox median {median_ms:.1f} ms, target < {TARGET_MS:g} ms: {verdict}")
+def measure(runs: int = 20) -> list[Row]:
+    with embedded_server() as server:
+        env = {
+            **os.environ,
+            "SANDBOX_KERNEL_ENDPOINT": server.url,
+            "SANDBOX_KERNEL_TOKEN": server.token,
+        }
+        kernels = {name: start_kernel(name, env) for name in ("sandbox", "python3")}
+        for _, client in kernels.values():
+            for _ in range(3):
+                first_output_delay(client)
+        delays: dict[str, list[float]] = {name: [] for name in kernels}
+        for _ in range(runs):
+            for name, (_, client) in kernels.items():
+                delays[name].append(first_output_delay(client))
+        for manager, client in kernels.values():
+            client.stop_channels()
+            manager.shutdown_kernel(now=False)
+    ms = 1000
+    return [
+        Row(
+            "time to first streamed output, median (ms)",
+            statistics.median(delays["sandbox"]) * ms,
+            statistics.median(delays["python3"]) * ms,
+            f"<= {TARGET_MS:g}",
+            absolute=True,
+        ),
+        Row(
+            "time to first streamed output, p90 (ms)",
+            percentile(delays["sandbox"], 0.9) * ms,
+            percentile(delays["python3"], 0.9) * ms,
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="measured cells per kernel")
+    print_table(measure(parser.parse_args().runs))

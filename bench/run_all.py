@@ -13,6 +13,7 @@ import time
 import cell_overhead
 import client_rate
 import contexts
+import first_output
 import psutil
 import transfer
 from common import print_table
@@ -25,16 +26,11 @@ def main() -> None:
     started = time.monotonic()
     rows = [
         *cell_overhead.measure(cells=100 if quick else 300, starts=3 if quick else 5),
+        *first_output.measure(runs=10 if quick else 20),
         *client_rate.measure(requests=100 if quick else 300),
         *transfer.measure(megabytes=64 if quick else 256),
         *contexts.measure(contexts=16, seconds=5 if quick else 10),
     ]
-    for optional in ("first_output",):
-        try:
-            module = __import__(optional)
-        except ImportError:
-            continue
-        rows.extend(module.measure())
     memory = psutil.virtual_memory().total / 2**30
     print(
         f"\n{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, {memory:.0f} GiB, "
