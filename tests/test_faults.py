@@ -98,7 +98,10 @@ def test_an_idempotent_read_survives_a_server_restart(tmp_path):
     running.stop()
     replacement = []
     restarter = threading.Timer(
-        0.3, lambda: replacement.append(start_server(tmp_path / "root", "--port", port))
+        0.3,
+        lambda: replacement.append(
+            start_server(tmp_path / "root", "--port", port, "--isolation", "none")
+        ),
     )
     restarter.start()
     try:

@@ -27,7 +27,7 @@ from .errors import (
 from .settings import ClientSettings
 
 CONNECT_TIMEOUT = 10.0
-RETRY_DELAYS = (0.25, 0.5, 1.0)
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 """Backoff between attempts of an idempotent read."""
 NDJSON = "application/x-ndjson"
 WRITE_TIMEOUT = 60.0

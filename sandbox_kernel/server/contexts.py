@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import logging
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,12 +17,14 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKerne
 from .channels import Ended, KernelChannels
 from .entries import end_entry, error_entry
 from .errors import Conflict, InvalidRequest, NotFound
+from .interpreters import Interpreter, available_interpreters
 from .isolation import Launcher
 from .paths import HOME, PathResolver, normalize
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 60.0
+START_ATTEMPTS = 2
 ASK_TIMEOUT_SECONDS = 10.0
 
 
@@ -33,24 +34,42 @@ class ContextKernelSpecs(KernelSpecManager):
     Each argv is wrapped by the sandbox's launcher, so the kernel starts confined, in `cwd`.
     """
 
-    def __init__(self, launcher: Launcher, cwd: str = HOME, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        launcher: Launcher,
+        cwd: str = HOME,
+        interpreters: Mapping[str, Interpreter] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.launcher = launcher
         self.cwd = cwd
+        self.interpreters = dict(available_interpreters() if interpreters is None else interpreters)
 
     def available(self) -> list[str]:
-        return ["python"]
+        return list(self.interpreters)
+
+    def interpreter(self, language: str) -> Interpreter:
+        check_language(language, self)
+        return self.interpreters[language]
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-        if kernel_name == kernel_name_for("python"):
-            command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-            return KernelSpec(
-                argv=self.launcher.argv(command, self.cwd),
-                display_name="Python 3",
-                language="python",
-                interrupt_mode=self.launcher.interrupt_mode,
-                env={},
-            )
+        for language, interpreter in self.interpreters.items():
+            if kernel_name == kernel_name_for(language):
+                command = self.launcher.kernel_command(
+                    interpreter.command(self.launcher.settings.memory_bytes),
+                    speaks_ipc=interpreter.speaks_ipc,
+                )
+                argv = self.launcher.argv(
+                    command, self.cwd, limit_address_space=interpreter.limits_address_space
+                )
+                return KernelSpec(
+                    argv=argv,
+                    display_name=interpreter.display_name,
+                    language=language,
+                    interrupt_mode=interpreter.interrupt_mode or self.launcher.interrupt_mode,
+                    env={},
+                )
         raise NoSuchKernel(kernel_name)
 
 
@@ -66,7 +85,7 @@ def check_language(language: str, specs: ContextKernelSpecs) -> None:
     if language == "javascript":
         raise InvalidRequest(
             "this server cannot run javascript contexts: it needs Deno's Jupyter kernel "
-            "(pip install deno)"
+            "(pip install deno, then restart the server)"
         )
     raise InvalidRequest(f"language must be 'python' or 'javascript', not {language!r}")
 
@@ -74,9 +93,10 @@ def check_language(language: str, specs: ContextKernelSpecs) -> None:
 class Context:
     """One interpreter: a kernel process, its client, and a lock so cells run one at a time."""
 
-    def __init__(self, language: str, cwd: str, manager: AsyncKernelManager) -> None:
+    def __init__(self, interpreter: Interpreter, cwd: str, manager: AsyncKernelManager) -> None:
         self.id = uuid.uuid4().hex
-        self.language = language
+        self.interpreter = interpreter
+        self.language = interpreter.language
         self.cwd = cwd
         self.manager = manager
         self.client = None  # connected by start(), once the kernel's ports are known
@@ -84,6 +104,7 @@ class Context:
         self.lock = asyncio.Lock()
         self.created_at = datetime.now(timezone.utc).isoformat()
         self.closed = False
+        self.interrupted = False  # during the running execution
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -128,6 +149,7 @@ class Context:
                 yield closed_context_error()
                 yield end_entry("error", None)
                 return
+            self.interrupted = False
             async for entry in self.channels.execute(
                 code,
                 timeout=timeout,
@@ -135,11 +157,23 @@ class Context:
                 is_alive=self.manager.is_alive,
                 interrupt=self.manager.interrupt_kernel,
                 restart=self._restart_kernel,
+                late_output_seconds=self.interpreter.late_output_seconds,
             ):
-                yield entry
+                yield self._as_interrupt(entry)
+
+    def _as_interrupt(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The kernel's own error for an interrupted cell, as the KeyboardInterrupt it is."""
+        if (
+            self.interrupted
+            and entry["type"] == "error"
+            and (entry["name"], entry["value"]) == self.interpreter.interrupted_error
+        ):
+            return error_entry("KeyboardInterrupt", "the execution was interrupted")
+        return entry
 
     async def interrupt(self) -> None:
         """Interrupt the running code (KeyboardInterrupt in the kernel); state is kept."""
+        self.interrupted = self.lock.locked()
         await self.manager.interrupt_kernel()
 
     async def restart(self) -> None:
@@ -207,23 +241,32 @@ class ContextPool:
         self.closed = False
 
     async def create(self, language: str, cwd: str) -> Context:
-        check_language(language, self.specs)
+        interpreter = self.specs.interpreter(language)
         shown_cwd = normalize(cwd)
         host_cwd = self.paths.host(shown_cwd)
         if not host_cwd.is_dir():
             raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
         await self.launcher.prepare()
-        manager = AsyncKernelManager(
-            kernel_name=kernel_name_for(language),
-            kernel_spec_manager=ContextKernelSpecs(self.launcher, shown_cwd),
-            **self.launcher.kernel_options(),
-        )
-        context = Context(language, shown_cwd, manager)
-        try:
-            await context.start(self.launcher.popen_options(host_cwd))
-        except RuntimeError:
-            if not self.closed:
-                raise
+        for attempt in range(START_ATTEMPTS):
+            manager = AsyncKernelManager(
+                kernel_name=kernel_name_for(language),
+                kernel_spec_manager=ContextKernelSpecs(
+                    self.launcher, shown_cwd, self.specs.interpreters
+                ),
+                **self.launcher.kernel_options(speaks_ipc=interpreter.speaks_ipc),
+            )
+            context = Context(interpreter, shown_cwd, manager)
+            try:
+                await context.start(self.launcher.popen_options(host_cwd))
+                break
+            except RuntimeError as error:
+                # bwrap joining the sandbox's namespaces rarely fails under load ("Can't send
+                # pid"); the kernel then dies at once, and a second launch works.
+                if self.closed:
+                    break
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+                log.warning("context kernel did not start (%s); trying once more", error)
         if self.closed:
             await context.shutdown()
             raise Conflict("the sandbox stopped while the context was starting")
