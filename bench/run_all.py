@@ -14,6 +14,7 @@ import cell_overhead
 import client_rate
 import contexts
 import first_output
+import load
 import psutil
 import transfer
 from common import print_table
@@ -30,6 +31,7 @@ def main() -> None:
         *client_rate.measure(requests=100 if quick else 300),
         *transfer.measure(megabytes=64 if quick else 256),
         *contexts.measure(contexts=16, seconds=5 if quick else 10),
+        *load.measure(kernels=8, cells=50 if quick else 200),
     ]
     memory = psutil.virtual_memory().total / 2**30
     print(

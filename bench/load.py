@@ -1,0 +1,127 @@
+"""Load: several sandbox kernels run many cells with output against one server at once.
+
+Every cell prints known lines; each kernel checks that all of them arrive, in order, and
+that execution counts advance one by one. Meanwhile a probe asks the server's health every
+50 ms, so a server that stalls under the load shows up as a slow answer.
+
+    python bench/load.py [--kernels 8] [--cells 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from common import Row, embedded_server, print_table
+from jupyter_client import KernelManager
+
+CELL = "for line in range({first}, {first} + 3):\n    print('line', line)"
+
+
+@dataclass
+class LoadResult:
+    cells: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    probe_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def cells_per_second(self) -> float:
+        return self.cells / self.seconds if self.seconds else 0.0
+
+
+def drive_kernel(env: dict[str, str], cells: int, result: LoadResult, lock: threading.Lock) -> None:
+    """Start one sandbox kernel, run `cells` cells and check every line of their output."""
+    manager = KernelManager(kernel_name="sandbox")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        client.execute_interactive("pass", timeout=120)
+        first_count = None
+        for index in range(cells):
+            texts: list[str] = []
+            reply = client.execute_interactive(
+                CELL.format(first=index * 3),
+                timeout=120,
+                output_hook=lambda message, into=texts: (
+                    into.append(message["content"]["text"])
+                    if message["msg_type"] == "stream"
+                    else None
+                ),
+            )["content"]
+            expected = "".join(f"line {n}\n" for n in range(index * 3, index * 3 + 3))
+            count = reply.get("execution_count")
+            first_count = count if first_count is None else first_count
+            problem = None
+            if reply["status"] != "ok":
+                problem = f"cell {index} failed: {reply.get('ename')}: {reply.get('evalue')}"
+            elif "".join(texts) != expected:
+                problem = f"cell {index}: expected {expected!r}, got {''.join(texts)!r}"
+            elif count != first_count + index:
+                problem = f"cell {index}: execution count {count}, expected {first_count + index}"
+            with lock:
+                result.cells += 1
+                if problem:
+                    result.problems.append(problem)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+
+
+def run_load(url: str, token: str, kernels: int, cells: int) -> LoadResult:
+    """Drive `kernels` kernels of `cells` cells each against the server at `url`."""
+    env = {**os.environ, "SANDBOX_KERNEL_ENDPOINT": url, "SANDBOX_KERNEL_TOKEN": token}
+    result, lock, done = LoadResult(), threading.Lock(), threading.Event()
+
+    def probe() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(headers=headers, timeout=30) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                client.get(f"{url}/health").raise_for_status()
+                result.probe_seconds.append(time.perf_counter() - started)
+                done.wait(0.05)
+
+    workers = [
+        threading.Thread(target=drive_kernel, args=(env, cells, result, lock))
+        for _ in range(kernels)
+    ]
+    prober = threading.Thread(target=probe)
+    started = time.perf_counter()
+    prober.start()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    result.seconds = time.perf_counter() - started
+    done.set()
+    prober.join()
+    return result
+
+
+def measure(kernels: int = 8, cells: int = 200) -> list[Row]:
+    with embedded_server() as server:
+        result = run_load(server.url, server.token, kernels, cells)
+    if result.problems:
+        raise SystemExit("output lost or reordered:\n" + "\n".join(result.problems[:10]))
+    probes = sorted(result.probe_seconds)
+    return [
+        Row(f"load: cells/s, {kernels} kernels x {cells} cells", result.cells_per_second),
+        Row("load: server health p50 under load (ms)", statistics.median(probes) * 1000),
+        Row("load: server health max under load (ms)", probes[-1] * 1000),
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernels", type=int, default=8)
+    parser.add_argument("--cells", type=int, default=200)
+    options = parser.parse_args()
+    print_table(measure(options.kernels, options.cells))
