@@ -7,7 +7,16 @@ from typing import Any
 from .completion import SbxCompleter
 from .sbx import SbxMagics
 
-__all__ = ["SbxMagics", "load_ipython_extension"]
+__all__ = ["SandboxBrowser", "SbxMagics", "load_ipython_extension"]
+
+
+def __getattr__(name: str) -> Any:
+    """`SandboxBrowser` imports ipywidgets, so it loads on first use, not with the extension."""
+    if name == "SandboxBrowser":
+        from .browser import SandboxBrowser
+
+        return SandboxBrowser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -16,7 +16,7 @@ from traitlets import Enum, Float, Int
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 from sandbox_kernel.client.session import SandboxSession
 
-from . import contexts, files, filesystem, processes
+from . import browse, contexts, files, filesystem, processes
 from .completion import ListingCache
 from .progress import TransferProgress, widgets_render
 from .verbs import HelpShown, Verb, verb_parser
@@ -255,6 +255,7 @@ def _sandbox_verbs() -> list[Verb]:
 GROUPS: Sequence[tuple[str, Sequence[Verb]]] = (
     (files.GROUP, files.VERBS),
     (filesystem.GROUP, filesystem.VERBS),
+    (browse.GROUP, browse.VERBS),
     (processes.GROUP, processes.VERBS),
     (contexts.GROUP, contexts.VERBS),
     ("Sandbox", _sandbox_verbs()),

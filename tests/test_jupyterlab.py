@@ -41,6 +41,10 @@ def lab_url(server, tmp_path_factory) -> Iterator[str]:
     """`jupyter lab` on loopback with a token, in a temporary root, kernels on the test server."""
     root = tmp_path_factory.mktemp("lab-root")
     port = free_port()
+    # JupyterLab's prompt about news would cover the page (and the screenshots).
+    news = root / ".jupyter-config/lab/user-settings/@jupyterlab/apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env = {
         **os.environ,
         "SANDBOX_KERNEL_ENDPOINT": server.url,
@@ -143,3 +147,42 @@ def test_sbx_status_says_where_cells_run(notebook, server):
     run_cell(notebook, "%sbx status")
     status = last_output(notebook, "isolation")
     assert server.url in status.inner_text()
+
+
+def test_browse_shows_the_tree_opens_a_folder_and_previews_a_text_file(notebook):
+    run_cell(notebook, "%%sbx write /home/user/hello.txt\nhello from the sandbox\nsecond line")
+    last_output(notebook, "Wrote /home/user/hello.txt")
+    run_cell(notebook, "%%sbx write /home/user/project/readme.md\n# Project\nread me first")
+    last_output(notebook, "Wrote /home/user/project/readme.md")
+    run_cell(notebook, "%sbx browse /home/user")
+    browser = last_output(notebook, "hello.txt")
+    tree_button = browser.locator("button.widget-button")
+    tree_button.filter(has_text="hello.txt").wait_for()
+    assert browser.locator("input[type='text']").first.input_value() == "/home/user"
+
+    tree_button.filter(has_text="project/").click()
+    tree_button.filter(has_text="readme.md").wait_for()
+    assert "▾ project/" in tree_button.filter(has_text="project/").inner_text()
+
+    tree_button.filter(has_text="hello.txt").click()
+    preview = browser.locator("pre", has_text="hello from the sandbox")
+    preview.wait_for()
+    assert preview.inner_text() == "hello from the sandbox\nsecond line\n"
+    browser.screenshot(path=str(ARTIFACTS / "jupyterlab-browse.png"))
+    notebook.screenshot(path=str(ARTIFACTS / "jupyterlab-browse-page.png"))
+
+
+def test_browse_uploads_a_file_chosen_in_the_browser(notebook, tmp_path):
+    local = tmp_path / "chosen.txt"
+    local.write_text("picked in chromium")
+    run_cell(notebook, "%sbx mkdir /home/user/inbox")
+    run_cell(notebook, "%sbx browse /home/user/inbox")
+    last_output(notebook, "(empty folder)")
+    browser = notebook.locator(".jp-NotebookPanel:visible .jp-OutputArea-output").last
+    with notebook.expect_file_chooser() as chooser:
+        browser.locator("button", has_text="Upload").click()
+    chooser.value.set_files(str(local))
+    browser.get_by_text("Uploaded chosen.txt to /home/user/inbox (18 B).").wait_for()
+    browser.locator("button.widget-button", has_text="chosen.txt").click()
+    browser.locator("pre", has_text="picked in chromium").wait_for()
+    browser.screenshot(path=str(ARTIFACTS / "jupyterlab-browse-upload.png"))
