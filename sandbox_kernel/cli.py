@@ -1,4 +1,4 @@
-"""The `sandbox-kernel` command: run the embedded server, install the kernelspec."""
+"""The `sandbox-kernel` command: run the embedded server, install the kernelspecs."""
 
 from __future__ import annotations
 
@@ -85,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     install = commands.add_parser(
         "install",
-        help="install the Jupyter kernelspec",
-        description="Install the 'Python 3 (Sandbox)' kernelspec for this Python. Use --env to "
-        "bake settings into it, e.g. --env SANDBOX_KERNEL_ENDPOINT=https://...",
+        help="install the Jupyter kernelspecs",
+        description="Install the 'Python 3 (Sandbox)' and 'JavaScript (Sandbox)' kernelspecs "
+        "for this Python (one with --language, or with --name or --display-name, which name "
+        "one kernelspec: python unless --language says otherwise). Use --env to bake settings "
+        "into them, e.g. --env SANDBOX_KERNEL_ENDPOINT=https://...",
     )
     where = install.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="install for the current user")
@@ -97,10 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"install into this Python's prefix ({sys.prefix})",
     )
     where.add_argument("--prefix", help="install under PREFIX/share/jupyter/kernels")
-    install.add_argument("--name", default="sandbox", help="kernel name (default: %(default)s)")
     install.add_argument(
-        "--display-name", default="Python 3 (Sandbox)", help="name shown in Jupyter's launcher"
+        "--language",
+        choices=["python", "javascript"],
+        help="install only this language's kernelspec (default: both)",
     )
+    install.add_argument(
+        "--name", help="kernel name (default: sandbox, or sandbox-javascript for javascript)"
+    )
+    install.add_argument("--display-name", help="name shown in Jupyter's launcher")
     install.add_argument(
         "--env",
         action="append",
@@ -142,18 +149,26 @@ def run_install(parser: argparse.ArgumentParser, options: argparse.Namespace) ->
             parser.error(f"--env expects KEY=VALUE, got {item!r}")
         env[key] = value
     prefix = sys.prefix if options.sys_prefix else options.prefix
-    try:
-        path = install(
-            user=options.user or prefix is None,
-            prefix=prefix,
-            name=options.name,
-            display_name=options.display_name,
-            env=env,
-        )
-    except (OSError, ValueError) as error:
-        print(f"sandbox-kernel install: {error}", file=sys.stderr)
-        return 1
-    print(f"Installed kernelspec {options.name} in {path}")
+    if options.language:
+        languages = [options.language]
+    elif options.name or options.display_name:
+        languages = ["python"]
+    else:
+        languages = ["python", "javascript"]
+    for language in languages:
+        try:
+            path = install(
+                language=language,
+                user=options.user or prefix is None,
+                prefix=prefix,
+                name=options.name,
+                display_name=options.display_name,
+                env=env,
+            )
+        except (OSError, ValueError) as error:
+            print(f"sandbox-kernel install: {error}", file=sys.stderr)
+            return 1
+        print(f"Installed kernelspec {Path(path).name} in {path}")
     return 0
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sandbox_kernel import CodeInterpreterSandbox, SandboxError, SandboxNotFoundError
+from sandbox_kernel import CodeInterpreterSandbox, SandboxNotFoundError
 from sandbox_kernel.client import CodeLanguage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -175,19 +175,6 @@ async def test_async_execute_with_only_a_language_uses_a_default_context(async_s
     second = await async_sandbox.context.execute_async("n + 1", language="python")
     assert second["contextId"] == first["contextId"]
     assert entries(second, "result")[0]["text"] == "2"
-
-
-def test_javascript_context_is_a_clear_error(sandbox):
-    """This server has no JavaScript kernel: creating or running one is a 400 that says so."""
-    with pytest.raises(SandboxError) as caught:
-        sandbox.context.create(language="javascript")
-    assert caught.value.status == 400
-    assert "javascript" in str(caught.value)
-    with pytest.raises(SandboxError) as caught:
-        sandbox.context.execute("1 + 1", language=CodeLanguage.JAVASCRIPT)
-    assert caught.value.status == 400
-    assert "javascript" in str(caught.value)
-    assert sandbox.context.list() == []
 
 
 def test_files_are_shared_between_the_api_and_code(sandbox):

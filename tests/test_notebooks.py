@@ -54,7 +54,8 @@ def run_cli(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> Callable[[Path], nbformat.NotebookNode]:
-    """Run an example notebook through nbclient once per module; later calls reuse the result."""
+    """Run an example notebook on its own kernel (sandbox or sandbox-javascript) through
+    nbclient once per module; later calls reuse the result."""
     directory = tmp_path_factory.mktemp("notebooks")
     env = {**os.environ, "IPYTHONDIR": str(directory / "ipython")}
     runs: dict[Path, nbformat.NotebookNode] = {}
@@ -63,8 +64,9 @@ def executed(tmp_path_factory) -> Callable[[Path], nbformat.NotebookNode]:
         if path not in runs:
             notebook = nbformat.read(path, as_version=4)
             resources = {"metadata": {"path": str(directory)}}
+            kernel_name = notebook.metadata.kernelspec.name
             NotebookClient(
-                notebook, kernel_name="sandbox", timeout=120, resources=resources
+                notebook, kernel_name=kernel_name, timeout=120, resources=resources
             ).execute(env=env)
             runs[path] = notebook
         return runs[path]

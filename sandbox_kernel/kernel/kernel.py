@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Enum, Float, Unicode
 
 from .. import __version__
 from ..client import SandboxConnectionError, SandboxNotFoundError
@@ -31,6 +31,14 @@ ASK_TIMEOUT_SECONDS = 12.0
 SHUTDOWN_SECONDS = 4.5
 RECONNECT_ATTEMPTS = 5
 RECONNECT_DELAY_CAP = 8.0
+JAVASCRIPT_LANGUAGE_INFO = {
+    "name": "javascript",
+    "mimetype": "application/javascript",
+    "file_extension": ".js",
+    "codemirror_mode": "javascript",
+    "pygments_lexer": "javascript",
+    "nbconvert_exporter": "script",
+}
 
 
 @dataclass
@@ -71,16 +79,22 @@ class SandboxKernel(IPythonKernel):
     keep_sandbox = Bool(
         False, help="Leave the sandbox this kernel created running when the kernel shuts down."
     ).tag(config=True)
+    language = Enum(
+        ["python", "javascript"], "python", help="Language of the sandbox context cells run in."
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _log_beside_the_kernel(self.log)
+        if self.language == "javascript":
+            self.language_info = JAVASCRIPT_LANGUAGE_INFO
         self.remote = SandboxSession(
             endpoint=self.endpoint,
             token=self.token,
             template=self.template,
             sandbox_id=self.sandbox_id,
             keep_sandbox=self.keep_sandbox,
+            language=self.language,
         )
         self._restart_record = _restart_record_path(getattr(self.parent, "connection_file", ""))
         self._resume_after_restart()
@@ -114,7 +128,8 @@ class SandboxKernel(IPythonKernel):
 
     @property
     def banner(self) -> str:
-        local = super().banner or ""
+        # IPython's own banner describes the local Python, which runs only %sbx magics here.
+        local = (super().banner or "") if self.language == "python" else ""
         return f"{local}\n{self.where_cells_run()}\n"
 
     def where_cells_run(self) -> str:
@@ -385,6 +400,16 @@ class SandboxKernel(IPythonKernel):
         else:
             reply.update(status="error", **error_content(error))
         return reply
+
+    def do_is_complete(self, code: str) -> dict[str, Any]:
+        """Python's check for Python cells and local magics; other languages are unknown here."""
+        if self.language == "python":
+            return super().do_is_complete(code)
+        try:
+            local = route(code) is Route.LOCAL
+        except MixedCellError:
+            return {"status": "invalid"}
+        return super().do_is_complete(code) if local else {"status": "unknown"}
 
     # ---- completion and inspection: from the sandbox's context, `%sbx` lines locally
 

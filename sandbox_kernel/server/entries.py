@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # MIME type -> the E2B-style field name the cloud protocol uses for it.
@@ -17,6 +18,8 @@ MIME_FIELDS = {
     "application/json": "json",
     "application/javascript": "javascript",
 }
+# Terminal control sequences (colours, cursor moves): Deno colours the values it shows.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 def result_entry(content: dict[str, Any], *, main: bool, update: bool = False) -> dict[str, Any]:
@@ -26,6 +29,8 @@ def result_entry(content: dict[str, Any], *, main: bool, update: bool = False) -
     for mime, field in MIME_FIELDS.items():
         if mime in bundle:
             entry[field] = bundle[mime]
+    if isinstance(entry.get("text"), str):
+        entry["text"] = ANSI_ESCAPE.sub("", entry["text"])  # plain text; the bundle keeps them
     entry["bundle"] = bundle
     entry["metadata"] = content.get("metadata") or {}
     display_id = (content.get("transient") or {}).get("display_id")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -43,6 +44,7 @@ from typing import Any
 
 import psutil
 
+from .interpreters import deno_binary
 from .paths import HOME, make_directories
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,8 @@ class IsolationSettings:
     python: str = sys.executable
     python_prefixes: tuple[str, ...] = ()
     system_directories: tuple[str, ...] = ()
+    interpreter_directories: tuple[str, ...] = ()
+    """Other interpreters' directories outside those above (Deno in a user install)."""
 
     @property
     def mode(self) -> str:
@@ -146,9 +150,18 @@ class IsolationSettings:
 # ---- argv (pure)
 
 
+def read_only_directories(settings: IsolationSettings) -> list[str]:
+    """Host directories every sandbox sees, read-only, at their own paths."""
+    return [
+        *settings.system_directories,
+        *settings.python_prefixes,
+        *settings.interpreter_directories,
+    ]
+
+
 def mount_points(settings: IsolationSettings) -> list[str]:
     """Directories, relative to a sandbox root, that bwrap mounts on."""
-    bound = [*settings.system_directories, *settings.python_prefixes]
+    bound = read_only_directories(settings)
     return [path.lstrip("/") for path in bound] + list(SANDBOX_DIRECTORIES)
 
 
@@ -157,12 +170,12 @@ def mounted_directories(settings: IsolationSettings) -> list[str]:
     if settings.bwrap is None:
         return []
     own_mounts = ["/etc", "/proc", "/dev", "/run"]
-    return [*settings.system_directories, *settings.python_prefixes, *own_mounts]
+    return [*read_only_directories(settings), *own_mounts]
 
 
 def _read_only_binds(settings: IsolationSettings) -> list[str]:
     argv: list[str] = []
-    for path in (*settings.system_directories, *settings.python_prefixes):
+    for path in read_only_directories(settings):
         argv += ["--ro-bind", path, path]
     return argv
 
@@ -262,13 +275,15 @@ def enter_argv(
     return [*argv, "--chdir", cwd, "--", *command]
 
 
-def limits_argv(settings: IsolationSettings, cgroup_procs: Sequence[Path]) -> list[str]:
+def limits_argv(
+    settings: IsolationSettings, cgroup_procs: Sequence[Path], *, limit_address_space: bool = True
+) -> list[str]:
     """The prefix that puts a launch in the sandbox's cgroups and sets its rlimits."""
     argv: list[str] = []
     if cgroup_procs:
         argv += ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *map(str, cgroup_procs), "--"]
     rlimits = []
-    if settings.memory_bytes:
+    if settings.memory_bytes and limit_address_space:
         rlimits.append(f"--as={settings.memory_bytes}")
     if settings.process_rlimit and settings.max_processes:
         rlimits.append(f"--nproc={settings.max_processes}")
@@ -337,13 +352,19 @@ def _bubblewrap(
     system = tuple(path for path in SYSTEM_DIRECTORIES if os.path.isdir(path))
     prefixes = {sys.prefix, sys.base_prefix}
     prefixes |= {os.path.realpath(prefix) for prefix in prefixes}
+    python_prefixes = tuple(sorted(p for p in prefixes if not _inside(p, system)))
+    deno = deno_binary()
+    deno_directory = [] if deno is None else [os.path.dirname(deno)]
     settings = replace(
         unisolated,
         bwrap=bwrap,
         network=network,
         process_rlimit=process_rlimit,
-        python_prefixes=tuple(sorted(p for p in prefixes if not _inside(p, system))),
+        python_prefixes=python_prefixes,
         system_directories=system,
+        interpreter_directories=tuple(
+            path for path in deno_directory if not _inside(path, (*system, *python_prefixes))
+        ),
     )
     reason = probe(settings)
     if reason is not None:
@@ -546,20 +567,29 @@ class Launcher:
             if group not in self.cgroups:
                 self.cgroups.append(group)
 
-    def argv(self, command: Sequence[str], cwd: str) -> list[str]:
-        """The argv that runs `command` in the sandbox, in the sandbox directory `cwd`."""
+    def argv(
+        self, command: Sequence[str], cwd: str, *, limit_address_space: bool = True
+    ) -> list[str]:
+        """The argv that runs `command` in the sandbox, in the sandbox directory `cwd`;
+        `limit_address_space=False` spares it the memory limit's RLIMIT_AS."""
         procs = [group / "cgroup.procs" for group in self.cgroups]
-        return [*limits_argv(self.settings, procs), *command]
+        limits = limits_argv(self.settings, procs, limit_address_space=limit_address_space)
+        return [*limits, *command]
 
     def popen_options(self, host_cwd: Path) -> dict[str, Any]:
         """Working directory, environment and fds for starting `argv(...)`."""
         return {"cwd": str(host_cwd), "env": dict(self.environment)}
 
-    def kernel_options(self) -> dict[str, Any]:
+    def kernel_command(self, command: Sequence[str], *, speaks_ipc: bool) -> list[str]:
+        """The command that starts a context kernel, before `argv` confines it."""
+        return list(command)
+
+    def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:
         """Connection settings of a context kernel's manager: ipc sockets beside its
         connection file in the private runtime directory (which an isolated sandbox sees at
-        the same path), so no port is open to other users or other sandboxes."""
-        if self.runtime is None:
+        the same path), so no port is open to other users or other sandboxes. A kernel that
+        cannot use ipc listens on loopback TCP like any other Jupyter kernel."""
+        if self.runtime is None or not speaks_ipc:
             return {}
         return {
             "transport": "ipc",
@@ -684,7 +714,21 @@ class BubblewrapLauncher(Launcher):
             data += chunk
         return json.loads(data)
 
-    def argv(self, command: Sequence[str], cwd: str) -> list[str]:
+    def kernel_command(self, command: Sequence[str], *, speaks_ipc: bool) -> list[str]:
+        """A kernel that cannot use ipc runs behind the bridge (kernel_bridge.py), which
+        listens on the ipc sockets and shares the kernel's network namespace."""
+        if speaks_ipc:
+            return list(command)
+        bridge = [self.settings.python, "-I", "-S", "-c", kernel_bridge_source()]
+        return [*bridge, "{connection_file}", *command]
+
+    def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:
+        # Always ipc: the server cannot reach a port in the sandbox's network namespace.
+        return super().kernel_options()
+
+    def argv(
+        self, command: Sequence[str], cwd: str, *, limit_address_space: bool = True
+    ) -> list[str]:
         assert self.namespace_fds is not None and self.runtime is not None, "prepare() first"
         procs = [group / "cgroup.procs" for group in self.cgroups]
         entered = enter_argv(
@@ -695,7 +739,8 @@ class BubblewrapLauncher(Launcher):
             cwd=cwd,
             command=command,
         )
-        return [*limits_argv(self.settings, procs), *entered]
+        limits = limits_argv(self.settings, procs, limit_address_space=limit_address_space)
+        return [*limits, *entered]
 
     def popen_options(self, host_cwd: Path) -> dict[str, Any]:
         assert self.namespace_fds is not None, "prepare() first"
@@ -751,6 +796,12 @@ class BubblewrapLauncher(Launcher):
             for descriptor in self.namespace_fds:
                 os.close(descriptor)
             self.namespace_fds = None
+
+
+@functools.cache
+def kernel_bridge_source() -> str:
+    """The bridge's code, run with `python -c`: the package may be invisible in a sandbox."""
+    return Path(__file__).with_name("kernel_bridge.py").read_text()
 
 
 def _namespace_pid(host_pid: int) -> int:
