@@ -9,12 +9,17 @@ this script starts on a free loopback port. Prints p50/p99 and the ratios to the
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-from common import Row, embedded_server, print_table
-from jupyter_client import KernelManager
+from common import (
+    Row,
+    embedded_server,
+    kernel_environment,
+    percentile,
+    print_table,
+    start_kernel,
+)
 
 
 def run_cell(client, code: str) -> float:
@@ -27,15 +32,6 @@ def run_cell(client, code: str) -> float:
     return elapsed
 
 
-def start_kernel(name: str, env: dict[str, str]):
-    manager = KernelManager(kernel_name=name)
-    manager.start_kernel(env=env)
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    return manager, client
-
-
 def start_to_first_result(name: str, env: dict[str, str]) -> float:
     started = time.perf_counter()
     manager, client = start_kernel(name, env)
@@ -46,18 +42,9 @@ def start_to_first_result(name: str, env: dict[str, str]) -> float:
     return elapsed
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def measure(cells: int = 300, starts: int = 5) -> list[Row]:
     with embedded_server() as server:
-        env = {
-            **os.environ,
-            "SANDBOX_KERNEL_ENDPOINT": server.url,
-            "SANDBOX_KERNEL_TOKEN": server.token,
-        }
+        env = kernel_environment(server)
         kernels = {name: start_kernel(name, env) for name in ("sandbox", "python3")}
         for _, client in kernels.values():
             for _ in range(20):

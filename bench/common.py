@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from jupyter_client import BlockingKernelClient, KernelManager
 
 
 @dataclass
@@ -94,3 +96,27 @@ def print_table(rows: list[Row]) -> None:
             f"{row.name:48} {row.ours:11.2f} {baseline:>11} {ratio:>7} {row.target:>8} "
             f"{row.verdict}"
         )
+
+
+def kernel_environment(server: EmbeddedServer) -> dict[str, str]:
+    """This process's environment, pointing sandbox kernels at `server`."""
+    return {
+        **os.environ,
+        "SANDBOX_KERNEL_ENDPOINT": server.url,
+        "SANDBOX_KERNEL_TOKEN": server.token,
+    }
+
+
+def start_kernel(name: str, env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClient]:
+    """A started kernel and a connected, ready client."""
+    manager = KernelManager(kernel_name=name)
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    return manager, client
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -11,24 +11,21 @@ floor. Both use a warm embedded server that this script starts on a free loopbac
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-from common import Row, embedded_server, print_table
-from jupyter_client import BlockingKernelClient, KernelManager
+from common import (
+    Row,
+    embedded_server,
+    kernel_environment,
+    percentile,
+    print_table,
+    start_kernel,
+)
+from jupyter_client import BlockingKernelClient
 
 TARGET_MS = 50.0
 CELL = "import time\nprint(repr(time.time()), flush=True)\ntime.sleep(0.3)"
-
-
-def start_kernel(name: str, env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClient]:
-    manager = KernelManager(kernel_name=name)
-    manager.start_kernel(env=env)
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    return manager, client
 
 
 def first_output_delay(client: BlockingKernelClient) -> float:
@@ -53,18 +50,9 @@ def first_output_delay(client: BlockingKernelClient) -> float:
     return delay
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def measure(runs: int = 20) -> list[Row]:
     with embedded_server() as server:
-        env = {
-            **os.environ,
-            "SANDBOX_KERNEL_ENDPOINT": server.url,
-            "SANDBOX_KERNEL_TOKEN": server.token,
-        }
+        env = kernel_environment(server)
         kernels = {name: start_kernel(name, env) for name in ("sandbox", "python3")}
         for _, client in kernels.values():
             for _ in range(3):

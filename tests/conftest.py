@@ -111,3 +111,14 @@ def sandbox(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
         created.delete()
     finally:
         created.close()
+
+
+@pytest.fixture
+async def async_sandbox(server):
+    """A fresh sandbox made with the async API, deleted afterwards."""
+    sandbox = await CodeInterpreterSandbox.create_async(endpoint=server.url, token=server.token)
+    yield sandbox
+    try:
+        await sandbox.delete_async()
+    finally:
+        await sandbox.aclose()

@@ -7,21 +7,10 @@ import time
 
 import pytest
 
-from sandbox_kernel import CodeInterpreterSandbox, SandboxNotFoundError
+from sandbox_kernel import SandboxNotFoundError
 from sandbox_kernel.client import CodeLanguage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def async_sandbox(server):
-    """A fresh sandbox made with the async API, deleted afterwards."""
-    sandbox = await CodeInterpreterSandbox.create_async(endpoint=server.url, token=server.token)
-    yield sandbox
-    try:
-        await sandbox.delete_async()
-    finally:
-        await sandbox.aclose()
 
 
 def entries(reply, kind: str) -> list[dict]:

@@ -7,21 +7,10 @@ import os
 
 import pytest
 
-from sandbox_kernel import CodeInterpreterSandbox, SandboxNotFoundError
+from sandbox_kernel import SandboxNotFoundError
 
 LARGE_SIZE = 20 * 1024 * 1024
 NOT_UTF8 = bytes(range(256)) + b"\xff\xfe\x00\x80"
-
-
-@pytest.fixture
-async def async_sandbox(server):
-    """A fresh sandbox made with the async API, deleted afterwards."""
-    sandbox = await CodeInterpreterSandbox.create_async(endpoint=server.url, token=server.token)
-    yield sandbox
-    try:
-        await sandbox.delete_async()
-    finally:
-        await sandbox.aclose()
 
 
 class ProgressLog:

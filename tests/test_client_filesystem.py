@@ -6,20 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sandbox_kernel import CodeInterpreterSandbox, SandboxError, SandboxNotFoundError
+from sandbox_kernel import SandboxError, SandboxNotFoundError
 
 ENTRY_FIELDS = {"name", "path", "type", "size", "mode", "mtime"}
-
-
-@pytest.fixture
-async def async_sandbox(server):
-    """A fresh sandbox made with the async API, deleted afterwards."""
-    sandbox = await CodeInterpreterSandbox.create_async(endpoint=server.url, token=server.token)
-    yield sandbox
-    try:
-        await sandbox.delete_async()
-    finally:
-        await sandbox.aclose()
 
 
 @pytest.fixture

@@ -14,17 +14,6 @@ LIST_WAIT_SECONDS = 5.0
 PROCESS_FIELDS = {"pid", "ppid", "name", "cmdline", "status", "createTime", "cpuPercent"}
 
 
-@pytest.fixture
-async def async_sandbox(server):
-    """A fresh sandbox made with the async API, deleted afterwards."""
-    sandbox = await CodeInterpreterSandbox.create_async(endpoint=server.url, token=server.token)
-    yield sandbox
-    try:
-        await sandbox.delete_async()
-    finally:
-        await sandbox.aclose()
-
-
 def only_match(processes, cmdline: str):
     """The one process whose command line is `cmdline`, or None."""
     matches = [process for process in processes if process["cmdline"] == cmdline]
