@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -198,8 +199,16 @@ def run_serve(options: argparse.Namespace) -> int:
     except IsolationUnavailable as error:
         print(f"sandbox-kernel serve: {error}", file=sys.stderr)
         return 2
+    root = (options.root or default_root()).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # Work from the root: a server whose working directory vanished cannot start kernels.
+        os.chdir(root)
+    except OSError as error:
+        print(f"sandbox-kernel serve: cannot use --root {root}: {error}", file=sys.stderr)
+        return 1
     settings = ServerSettings(
-        root=(options.root or default_root()).expanduser(),
+        root=root,
         token=options.token or secrets.token_urlsafe(24),
         max_upload_bytes=options.max_upload_mb * 1024 * 1024,
         extensions=[] if options.no_extensions else list(EXTENSIONS),

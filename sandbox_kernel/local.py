@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -42,8 +43,15 @@ def runtime_dir() -> Path:
     return Path(override) if override else Path(user_runtime_dir("sandbox-kernel"))
 
 
+def state_file_name() -> str:
+    """One embedded server per Python installation: two virtual environments (or two
+    checkouts) never share a server whose code belongs to the other."""
+    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    return f"server-{digest}.json"
+
+
 def state_file() -> Path:
-    return runtime_dir() / "server.json"
+    return runtime_dir() / state_file_name()
 
 
 def read_state() -> LocalServer | None:
@@ -78,7 +86,7 @@ def ensure_server() -> LocalServer:
         return server
     directory = runtime_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(directory / "server.lock", "w") as lock:
+    with open(state_file().with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         server = read_state()
         if server is not None:
@@ -88,7 +96,7 @@ def ensure_server() -> LocalServer:
 
 def start_server(directory: Path) -> LocalServer:
     """Start `sandbox-kernel serve` detached from the caller and wait until it is ready."""
-    log_path = directory / "server.log"
+    log_path = state_file().with_suffix(".log")
     command = [
         sys.executable,
         "-m",
@@ -108,6 +116,7 @@ def start_server(directory: Path) -> LocalServer:
             stderr=log,
             env=environment,
             start_new_session=True,
+            cwd=directory,
         )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import pytest
 from conftest import start_server
 from test_kernel import RunningKernel, kernel_environment, server_environment
 
-from sandbox_kernel import CodeInterpreterSandbox
+from sandbox_kernel import CodeInterpreterSandbox, local
 from sandbox_kernel.client import SandboxConnectionError
 
 
@@ -66,7 +66,7 @@ def test_embedded_server_killed_under_a_kernel_comes_back_and_the_next_cell_work
         XDG_DATA_HOME=str(tmp_path / "data"),
     )
     running = RunningKernel(env)
-    state_file = tmp_path / "runtime" / "server.json"
+    state_file = tmp_path / "runtime" / local.state_file_name()
     try:
         running.run("value = 1")
         running.run("open('/home/user/survives.txt', 'w').write('yes')")

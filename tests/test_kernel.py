@@ -469,7 +469,7 @@ def test_kernel_with_nothing_configured_starts_the_embedded_server_and_a_second_
     first = RunningKernel(env)
     try:
         first_status = first.status()
-        state = json.loads((runtime / "server.json").read_text())
+        state = json.loads((runtime / local.state_file_name()).read_text())
         assert first_status["endpoint"] == f"{state['url']} (the embedded server)"
         assert first_status["server"] == "sandbox-kernel"
         assert first.stdout("print('embedded')") == "embedded\n"
@@ -481,7 +481,7 @@ def test_kernel_with_nothing_configured_starts_the_embedded_server_and_a_second_
             second.shutdown()
         assert second_status["endpoint"] == first_status["endpoint"]
         assert second_status["sandbox"] != first_status["sandbox"]
-        assert json.loads((runtime / "server.json").read_text())["pid"] == state["pid"]
+        assert json.loads((runtime / local.state_file_name()).read_text())["pid"] == state["pid"]
     finally:
         first.shutdown()
         local.stop_server()

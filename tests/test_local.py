@@ -57,9 +57,9 @@ def dead_pid() -> int:
 def test_ensure_server_starts_a_server_records_it_privately_and_reuses_it(runtime):
     server = local.ensure_server()
 
-    state = json.loads((runtime / "server.json").read_text())
+    state = json.loads((runtime / local.state_file_name()).read_text())
     assert state == {"url": server.url, "token": server.token, "pid": server.pid}
-    assert stat.S_IMODE((runtime / "server.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((runtime / local.state_file_name()).stat().st_mode) == 0o600
     assert stat.S_IMODE(runtime.stat().st_mode) & 0o077 == 0
     assert server.url.startswith("http://127.0.0.1:")
     assert len(server.token) >= 16
@@ -85,14 +85,14 @@ def test_concurrent_callers_share_one_server(runtime):
 def test_stale_state_file_with_a_dead_pid_is_replaced_by_a_fresh_server(runtime):
     runtime.mkdir(parents=True)
     stale = {"url": "http://127.0.0.1:9", "token": "old-token", "pid": dead_pid()}
-    (runtime / "server.json").write_text(json.dumps(stale))
+    (runtime / local.state_file_name()).write_text(json.dumps(stale))
 
     server = local.ensure_server()
 
     assert server.pid != stale["pid"]
     assert server.token != "old-token"
     assert health(server)["pid"] == server.pid
-    assert json.loads((runtime / "server.json").read_text())["pid"] == server.pid
+    assert json.loads((runtime / local.state_file_name()).read_text())["pid"] == server.pid
 
 
 class _NotOurServer(BaseHTTPRequestHandler):
@@ -114,7 +114,7 @@ def test_state_naming_a_live_pid_and_a_foreign_http_server_is_replaced(runtime):
     try:
         runtime.mkdir(parents=True)
         url = f"http://127.0.0.1:{foreign.server_address[1]}"
-        (runtime / "server.json").write_text(
+        (runtime / local.state_file_name()).write_text(
             json.dumps({"url": url, "token": "t", "pid": os.getpid()})
         )
         server = local.ensure_server()
@@ -128,7 +128,7 @@ def test_state_naming_a_live_pid_and_a_foreign_http_server_is_replaced(runtime):
 @pytest.mark.parametrize("content", ["not json", '{"url": 1, "token": null, "pid": "x"}'])
 def test_unreadable_state_file_is_replaced(runtime, content):
     runtime.mkdir(parents=True)
-    (runtime / "server.json").write_text(content)
+    (runtime / local.state_file_name()).write_text(content)
     server = local.ensure_server()
     assert health(server)["pid"] == server.pid
 
@@ -141,7 +141,7 @@ def test_state_file_is_private_even_over_a_leftover_staged_file(runtime):
 
     local.ensure_server()
 
-    assert stat.S_IMODE((runtime / "server.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((runtime / local.state_file_name()).stat().st_mode) == 0o600
 
 
 def test_stop_server_stops_it_and_forgets_it(runtime):
@@ -150,7 +150,7 @@ def test_stop_server_stops_it_and_forgets_it(runtime):
     assert not psutil.pid_exists(server.pid) or (
         psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
     )
-    assert not (runtime / "server.json").exists()
+    assert not (runtime / local.state_file_name()).exists()
     assert local.stop_server() is False
     assert local.read_state() is None
 
