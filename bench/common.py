@@ -88,12 +88,12 @@ class Row:
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"{'benchmark':48} {'ours':>11} {'baseline':>11} {'ratio':>7} {'target':>8}")
+    print(f"{'benchmark':52} {'ours':>11} {'baseline':>11} {'ratio':>7} {'target':>8}")
     for row in rows:
         baseline = "" if row.baseline is None else f"{row.baseline:11.2f}"
         ratio = "" if row.ratio is None else f"{row.ratio:7.2f}"
         print(
-            f"{row.name:48} {row.ours:11.2f} {baseline:>11} {ratio:>7} {row.target:>8} "
+            f"{row.name:52} {row.ours:11.2f} {baseline:>11} {ratio:>7} {row.target:>8} "
             f"{row.verdict}"
         )
 

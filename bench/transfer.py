@@ -91,7 +91,7 @@ def measure(megabytes: int = 256) -> list[Row]:
             absolute=True,
         ),
         Row(
-            f"{megabytes} MB upload+download seconds (cp x2 as baseline)", ours_seconds, cp_seconds
+            f"{megabytes} MB upload+download seconds, cp x2 as baseline", ours_seconds, cp_seconds
         ),
         Row(
             "server peak RSS during transfer (MB)",
