@@ -90,9 +90,7 @@ def measure(megabytes: int = 256) -> list[Row]:
             ">= 0.3",
             absolute=True,
         ),
-        Row(
-            f"{megabytes} MB upload+download seconds, cp x2 as baseline", ours_seconds, cp_seconds
-        ),
+        Row(f"{megabytes} MB upload+download seconds, cp x2 as baseline", ours_seconds, cp_seconds),
         Row(
             "server peak RSS during transfer (MB)",
             sampler.peak / 2**20,
