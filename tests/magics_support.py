@@ -9,12 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyter_client import BlockingKernelClient, KernelManager
-
-TIMEOUT = 60
+from test_kernel import TIMEOUT, RunningKernel
 
 
-class MagicsKernel:
+class MagicsKernel(RunningKernel):
     """A kernel whose `%sbx` magics reach the tests' server; runs cells and collects output."""
 
     def __init__(self, kernel_name: str, server: Any, directory: Path) -> None:
@@ -25,29 +23,13 @@ class MagicsKernel:
             "SANDBOX_KERNEL_ENDPOINT": server.url,
             "SANDBOX_KERNEL_TOKEN": server.token,
         }
-        self.manager = KernelManager(kernel_name=kernel_name)
-        self.manager.start_kernel(env=env, cwd=str(directory))
-        self.client: BlockingKernelClient = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=TIMEOUT)
+        super().__init__(env, kernel_name=kernel_name, cwd=str(directory))
         if kernel_name != "sandbox":
             self.ok("%load_ext sandbox_kernel")
 
     @property
     def is_sandbox_kernel(self) -> bool:
         return self.kernel_name == "sandbox"
-
-    def run(self, code: str, **options: Any) -> tuple[dict[str, Any], list[tuple[str, dict]]]:
-        """Execute `code`: the execute_reply content and the (msg_type, content) it published."""
-        published: list[tuple[str, dict]] = []
-        reply = self.client.execute_interactive(
-            code,
-            timeout=TIMEOUT,
-            output_hook=lambda msg: published.append((msg["msg_type"], msg["content"])),
-            **options,
-        )
-        outputs = [item for item in published if item[0] not in ("status", "execute_input")]
-        return reply["content"], outputs
 
     def ok(self, code: str, **options: Any) -> list[tuple[str, dict]]:
         reply, outputs = self.run(code, **options)
@@ -59,9 +41,6 @@ class MagicsKernel:
         reply, outputs = self.run(code)
         assert reply["status"] == "error", (code, outputs)
         return reply
-
-    def stdout(self, code: str) -> str:
-        return "".join(c["text"] for kind, c in self.ok(code) if kind == "stream")
 
     def result(self, code: str) -> dict[str, Any]:
         """The MIME bundle of the cell's execute_result."""
@@ -97,10 +76,6 @@ class MagicsKernel:
     def complete(self, code: str) -> dict[str, Any]:
         self.client.complete(code, len(code))
         return self.client.get_shell_msg(timeout=TIMEOUT)["content"]
-
-    def shutdown(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel()
 
 
 def sha256_of(path: Path) -> str:

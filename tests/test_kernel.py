@@ -29,9 +29,15 @@ PNG_PIXEL = base64.b64encode(
 class RunningKernel:
     """A sandbox kernel process and a client that runs cells in it and collects their output."""
 
-    def __init__(self, env: dict[str, str], *extra_arguments: str) -> None:
-        self.manager = KernelManager(kernel_name="sandbox")
-        self.manager.start_kernel(env=env, extra_arguments=list(extra_arguments))
+    def __init__(
+        self,
+        env: dict[str, str],
+        *extra_arguments: str,
+        kernel_name: str = "sandbox",
+        cwd: str | None = None,
+    ) -> None:
+        self.manager = KernelManager(kernel_name=kernel_name)
+        self.manager.start_kernel(env=env, extra_arguments=list(extra_arguments), cwd=cwd)
         self.client: BlockingKernelClient = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=TIMEOUT)
