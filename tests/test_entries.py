@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from sandbox_kernel.client.results import mime_bundle
 from sandbox_kernel.server.entries import (
     MIME_FIELDS,
     end_entry,
@@ -52,19 +53,13 @@ def test_execute_result_is_the_main_result_with_every_known_mime_field():
     assert "update" not in entry and "displayId" not in entry
 
 
-def test_mime_fields_are_the_e2b_names():
-    assert MIME_FIELDS == {
-        "text/plain": "text",
-        "text/html": "html",
-        "text/markdown": "markdown",
-        "image/svg+xml": "svg",
-        "image/png": "png",
-        "image/jpeg": "jpeg",
-        "application/pdf": "pdf",
-        "text/latex": "latex",
-        "application/json": "json",
-        "application/javascript": "javascript",
-    }
+def test_a_client_rebuilds_the_bundle_from_the_e2b_fields_alone():
+    entry = entry_from_iopub("display_data", {"data": RICH_BUNDLE, "metadata": {}})
+    del entry["bundle"]  # what a server without the [ext] bundle field sends
+    standard = {mime: value for mime, value in RICH_BUNDLE.items() if mime in MIME_FIELDS}
+    assert len(standard) == 10
+    assert mime_bundle(entry) == standard
+    assert entry["png"] == RICH_BUNDLE["image/png"] and entry["latex"] == RICH_BUNDLE["text/latex"]
 
 
 def test_plain_result_carries_only_text():

@@ -5,19 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# MIME type -> the E2B-style field name the cloud protocol uses for it.
-MIME_FIELDS = {
-    "text/plain": "text",
-    "text/html": "html",
-    "text/markdown": "markdown",
-    "image/svg+xml": "svg",
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "application/pdf": "pdf",
-    "text/latex": "latex",
-    "application/json": "json",
-    "application/javascript": "javascript",
-}
+from ..client.results import FIELD_MIMES
+
+# MIME type -> the E2B-style field name the cloud protocol uses for it (one table, the client's).
+MIME_FIELDS = {mime: field for field, mime in FIELD_MIMES.items()}
 # Terminal control sequences (colours, cursor moves): Deno colours the values it shows.
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
