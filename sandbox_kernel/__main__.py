@@ -1,8 +1,7 @@
 """`python -m sandbox_kernel -f CONNECTION_FILE` launches the sandbox kernel."""
 
-from ipykernel.kernelapp import IPKernelApp
-
 from .kernel import SandboxKernel
+from .kernel_app import launch
 
 if __name__ == "__main__":
-    IPKernelApp.launch_instance(kernel_class=SandboxKernel)
+    launch(SandboxKernel)

@@ -146,7 +146,7 @@ def test_pids_are_those_code_sees_and_kill_works_on_them(jail):
     started = jail.process.cmd("sleep 311 >/dev/null 2>&1 & echo $!", "/home/user")
     job_pid = int(started["result"]["stdout"])
     listed = {entry["pid"]: entry for entry in jail.process.list()}
-    assert "ipykernel_launcher" in listed[kernel_pid]["cmdline"]
+    assert "kernel_app.py" in listed[kernel_pid]["cmdline"]
     assert (listed[job_pid]["cmdline"], listed[job_pid]["ppid"]) == ("sleep 311", 1)
     assert 1 not in listed, "the sandbox's init is not one of its processes"
     assert jail.process.kill(str(job_pid))["killed"] is True

@@ -31,6 +31,8 @@ ASK_TIMEOUT_SECONDS = 12.0
 SHUTDOWN_SECONDS = 4.5
 RECONNECT_ATTEMPTS = 5
 RECONNECT_DELAY_CAP = 8.0
+# ipykernel pauses this long after each cell so that output written here lands first.
+LOCAL_EXECUTE_SLEEP = IPythonKernel._execute_sleep.default_value
 JAVASCRIPT_LANGUAGE_INFO = {
     "name": "javascript",
     "mimetype": "application/javascript",
@@ -165,6 +167,8 @@ class SandboxKernel(IPythonKernel):
             return self._fail(
                 {"name": "UsageError", "value": str(error), "traceback": ""}, silent, store_history
             )
+        # A forwarded cell writes nothing here to wait for; the pause was 0.5 of its ~10 ms.
+        self._execute_sleep = LOCAL_EXECUTE_SLEEP if where is Route.LOCAL else 0.0
         if where is Route.LOCAL:
             if code.strip():
                 with contextlib.suppress(Exception):  # %sbx status reports a failure itself

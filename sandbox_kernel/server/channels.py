@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.session import Session
 from zmq.utils.monitor import parse_monitor_message
 
 from .entries import end_entry, entry_from_iopub, error_entry
@@ -71,13 +74,18 @@ class KernelChannels:
             queue.put_nowait(("end", Ended(name, message)))
 
     async def _read(self, channel: str) -> None:
-        receive = getattr(self.client, f"get_{channel}_msg")
+        socket = getattr(self.client, f"{channel}_channel").socket
         while True:
             try:
-                message = await receive(timeout=None)
+                raw = await socket.recv_multipart()
             except (zmq.ZMQError, RuntimeError):
                 return
-            parent = message.get("parent_header", {}).get("msg_id")
+            try:
+                message = decode_message(self.client.session, raw)
+            except ValueError as error:
+                log.warning("dropped a message on %s: %s", channel, error)
+                continue
+            parent = message["parent_header"].get("msg_id")
             queue = self._waiting.get(parent)
             if queue is not None:
                 queue.put_nowait((channel, message))
@@ -263,6 +271,35 @@ class KernelChannels:
             )
         execution_count = None if reply is None else reply.get("execution_count")
         yield end_entry(status, execution_count)
+
+
+def decode_message(session: Session, raw: list[bytes]) -> dict[str, Any]:
+    """A kernel message from its wire frames, signature checked.
+
+    Leaner than `Session.deserialize`, which also turns every date in the headers into a
+    datetime: on a trivial cell that was a tenth of the server's time, for fields nobody
+    here reads.
+    """
+    _, frames = session.feed_identities(raw, copy=True)
+    if len(frames) < 5:
+        raise ValueError(f"{len(frames)} frames after the delimiter, 5 expected")
+    signature, header, parent, metadata, content = frames[:5]
+    if session.auth is not None and not hmac.compare_digest(
+        signature, session.sign([header, parent, metadata, content])
+    ):
+        raise ValueError("invalid signature")
+    try:
+        header_fields = json.loads(header)
+        return {
+            "header": header_fields,
+            "msg_type": header_fields["msg_type"],
+            "parent_header": json.loads(parent),
+            "metadata": json.loads(metadata),
+            "content": json.loads(content),
+            "buffers": frames[5:],
+        }
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"malformed message: {error}") from error
 
 
 def timeout_error(timeout: float | None, *, restarted: bool) -> dict[str, Any]:

@@ -10,6 +10,11 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+KERNEL_APP = "{kernel_app}"
+"""Stands in an argv for the path, as the kernel's processes see it, of `kernel_app.py`."""
+KERNEL_APP_FILE = Path(__file__).resolve().parent.parent / "kernel_app.py"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,8 @@ def deno_binary() -> str | None:
 
 
 def python_interpreter() -> Interpreter:
-    command = (sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}")
+    # ipykernel with flushes that return at once when nothing was written (kernel_app.py).
+    command = (sys.executable, KERNEL_APP, "-f", "{connection_file}")
     return Interpreter("python", "Python 3", command)
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import psutil
 
-from .interpreters import deno_binary
+from .interpreters import KERNEL_APP, KERNEL_APP_FILE, deno_binary
 from .paths import HOME, make_directories
 
 log = logging.getLogger(__name__)
@@ -582,7 +582,11 @@ class Launcher:
 
     def kernel_command(self, command: Sequence[str], *, speaks_ipc: bool) -> list[str]:
         """The command that starts a context kernel, before `argv` confines it."""
-        return list(command)
+        return [self.kernel_app_path() if part == KERNEL_APP else part for part in command]
+
+    def kernel_app_path(self) -> str:
+        """Where this sandbox's processes find `kernel_app.py`."""
+        return str(KERNEL_APP_FILE)
 
     def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:
         """Connection settings of a context kernel's manager: ipc sockets beside its
@@ -717,10 +721,20 @@ class BubblewrapLauncher(Launcher):
     def kernel_command(self, command: Sequence[str], *, speaks_ipc: bool) -> list[str]:
         """A kernel that cannot use ipc runs behind the bridge (kernel_bridge.py), which
         listens on the ipc sockets and shares the kernel's network namespace."""
+        command = super().kernel_command(command, speaks_ipc=speaks_ipc)
         if speaks_ipc:
-            return list(command)
+            return command
         bridge = [self.settings.python, "-I", "-S", "-c", kernel_bridge_source()]
         return [*bridge, "{connection_file}", *command]
+
+    def kernel_app_path(self) -> str:
+        """A copy in the runtime directory, which the sandbox sees at the same path: the
+        package itself may live where the sandbox cannot see (an editable install)."""
+        assert self.runtime is not None, "prepare() first"
+        copy = self.runtime / KERNEL_APP_FILE.name
+        if not copy.exists():
+            shutil.copyfile(KERNEL_APP_FILE, copy)
+        return str(copy)
 
     def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:
         # Always ipc: the server cannot reach a port in the sandbox's network namespace.
