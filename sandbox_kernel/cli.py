@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="offer only the plain cloud protocol (no streaming, interrupt, stdin, completion)",
     )
+    serve.add_argument(
+        "--spares",
+        type=int,
+        default=1,
+        help="sandboxes kept ready with a Python context started, so a kernel starts without "
+        "waiting for one; 0 = none (default: %(default)s)",
+    )
     serve.add_argument("--state-file", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
 
@@ -213,6 +220,7 @@ def run_serve(options: argparse.Namespace) -> int:
         max_upload_bytes=options.max_upload_mb * 1024 * 1024,
         extensions=[] if options.no_extensions else list(EXTENSIONS),
         confinement=confinement,
+        spare_sandboxes=max(0, options.spares),
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))

@@ -48,6 +48,8 @@ class ServerSettings:
     max_upload_bytes: int = DEFAULT_UPLOAD_LIMIT
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
     confinement: IsolationSettings = field(default_factory=IsolationSettings)
+    spare_sandboxes: int = 0
+    """Sandboxes kept ready, each with a Python context started (spares.py)."""
 
     @property
     def isolation(self) -> str:
@@ -215,16 +217,19 @@ class OctetStreamFile(FileResponse):
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the ASGI app serving the sandboxes under `settings.root`."""
-    registry = SandboxRegistry(settings.root, settings.confinement)
+    registry = SandboxRegistry(settings.root, settings.confinement, settings.spare_sandboxes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reaper = asyncio.create_task(registry.reap_idle())
+        filler = asyncio.create_task(registry.spares.keep_filled())
         yield
         reaper.cancel()
+        filler.cancel()
         await registry.shutdown()
 
-    def require_token(request: Request) -> None:
+    async def require_token(request: Request) -> None:
+        # async: a plain function would cost every request a hop through the thread pool
         supplied = request.headers.get("authorization", "")
         if supplied.lower().startswith("bearer "):
             supplied = supplied[7:].strip()
@@ -296,11 +301,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "pid": os.getpid(),
             "isolation": settings.isolation,
             "sandboxes": len(registry.sandboxes),
+            "spareSandboxes": registry.spares.ready,
         }
 
     @app.post("/sandboxes")
     async def create_sandbox(body: CreateSandbox) -> dict[str, Any]:
-        sandbox = registry.create(body.template_name, body.idle_timeout, body.sandbox_id)
+        sandbox = await registry.create(body.template_name, body.idle_timeout, body.sandbox_id)
         return success(sandbox)
 
     @app.get("/sandboxes/{sandbox_id}")

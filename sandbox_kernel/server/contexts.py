@@ -130,6 +130,10 @@ class Context:
         self.channels = KernelChannels(self.client)
         self.channels.start()
 
+    async def alive(self) -> bool:
+        """True while the kernel process runs and this context is not closed."""
+        return not self.closed and await self.manager.is_alive()
+
     async def shutdown(self) -> None:
         self.closed = True
         if self.channels is not None:
@@ -237,19 +241,42 @@ class ContextPool:
         self.specs = ContextKernelSpecs(launcher)
         self.contexts: dict[str, Context] = {}
         self.defaults: dict[str, str] = {}
+        self.warm: Context | None = None
         self._default_lock = asyncio.Lock()
         self.closed = False
 
     async def create(self, language: str, cwd: str) -> Context:
         interpreter = self.specs.interpreter(language)
         shown_cwd = normalize(cwd)
+        warm = await self._take_warm(language, shown_cwd)
+        context = warm or await self._start(interpreter, shown_cwd)
+        self.contexts[context.id] = context
+        log.info("context %s (%s) started in %s", context.id, language, shown_cwd)
+        return context
+
+    async def start_warm(self) -> None:
+        """Start a Python context in the home directory ahead of the first request for one
+        (a spare sandbox's), kept out of the list until `create` hands it out."""
+        self.warm = await self._start(self.specs.interpreter("python"), HOME)
+
+    async def _take_warm(self, language: str, cwd: str) -> Context | None:
+        context, self.warm = self.warm, None
+        if context is None:
+            return None
+        if language == context.language and cwd == context.cwd and await context.alive():
+            context.created_at = datetime.now(timezone.utc).isoformat()
+            return context
+        await context.shutdown()
+        return None
+
+    async def _start(self, interpreter: Interpreter, shown_cwd: str) -> Context:
         host_cwd = self.paths.host(shown_cwd)
         if not host_cwd.is_dir():
             raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
         await self.launcher.prepare()
         for attempt in range(START_ATTEMPTS):
             manager = AsyncKernelManager(
-                kernel_name=kernel_name_for(language),
+                kernel_name=kernel_name_for(interpreter.language),
                 kernel_spec_manager=ContextKernelSpecs(
                     self.launcher, shown_cwd, self.specs.interpreters
                 ),
@@ -270,8 +297,6 @@ class ContextPool:
         if self.closed:
             await context.shutdown()
             raise Conflict("the sandbox stopped while the context was starting")
-        self.contexts[context.id] = context
-        log.info("context %s (%s) started in %s", context.id, language, shown_cwd)
         return context
 
     def get(self, context_id: str) -> Context:
@@ -299,4 +324,7 @@ class ContextPool:
     async def shutdown_all(self) -> None:
         self.closed = True
         contexts, self.contexts = list(self.contexts.values()), {}
+        if self.warm is not None:
+            contexts.append(self.warm)
+            self.warm = None
         await asyncio.gather(*(context.shutdown() for context in contexts))

@@ -19,12 +19,15 @@ from .files import FileStore
 from .isolation import IsolationSettings, launcher_for, mounted_directories, release
 from .paths import HOME, make_directories
 from .processes import ProcessTable
+from .spares import SparePool
 
 log = logging.getLogger(__name__)
 
 SANDBOX_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SKELETON = (HOME.lstrip("/"), "tmp")
 REAP_INTERVAL_SECONDS = 1.0
+SPARE = "spare"
+"""Marks the record of a sandbox made ahead (spares.py) that nobody has claimed yet."""
 
 
 def _now() -> str:
@@ -96,26 +99,56 @@ class Sandbox:
 class SandboxRegistry:
     """Creates, finds, stops and deletes sandboxes under one root directory."""
 
-    def __init__(self, root: Path, isolation: IsolationSettings | None = None) -> None:
+    def __init__(
+        self, root: Path, isolation: IsolationSettings | None = None, spares: int = 0
+    ) -> None:
         self.root = root
         self.isolation = isolation or IsolationSettings()
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
+        self.spares = SparePool(self._make_spare, self._discard, spares)
         self._load()
 
     def _load(self) -> None:
-        """Bring back the sandboxes of an earlier run: their files survive, interpreters do not."""
+        """Bring back the sandboxes of an earlier run: their files survive, interpreters do not.
+        Spares that were never claimed are deleted."""
         for record_file in sorted(self.root.glob("*/sandbox.json")):
             try:
                 record = json.loads(record_file.read_text())
+                if record.get(SPARE):
+                    shutil.rmtree(record_file.parent, ignore_errors=True)
+                    continue
                 sandbox = Sandbox(record_file.parent, record, self.isolation)
             except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
                 continue
             self.sandboxes[sandbox.id] = sandbox
 
-    def create(
+    async def create(
         self, template_name: str, idle_timeout: int | None, sandbox_id: str | None
+    ) -> Sandbox:
+        """A new sandbox: a spare when the caller leaves the id to us and one is ready."""
+        spare = None if sandbox_id is not None else await self.spares.take()
+        if spare is None:
+            sandbox = self._new(template_name, idle_timeout, sandbox_id)
+        else:
+            sandbox = spare
+            now = _now()
+            del sandbox.record[SPARE]
+            sandbox.record.update(
+                templateName=template_name,
+                sandboxIdleTimeoutSeconds=idle_timeout,
+                createdAt=now,
+                lastUpdatedAt=now,
+            )
+            sandbox.touch()
+            sandbox.save()
+        self.sandboxes[sandbox.id] = sandbox
+        log.info("sandbox %s created from template %s", sandbox.id, template_name)
+        return sandbox
+
+    def _new(
+        self, template_name: str, idle_timeout: int | None, sandbox_id: str | None, **marks: Any
     ) -> Sandbox:
         if sandbox_id is None:
             sandbox_id = f"sbx-{uuid.uuid4().hex[:16]}"
@@ -136,14 +169,26 @@ class SandboxRegistry:
             "lastUpdatedAt": now,
             "endedAt": None,
             "metadata": {},
+            **marks,
         }
         directory = self.root / sandbox_id
         directory.mkdir(parents=True)
         sandbox = Sandbox(directory, record, self.isolation)
         sandbox.save()
-        self.sandboxes[sandbox_id] = sandbox
-        log.info("sandbox %s created from template %s", sandbox_id, template_name)
         return sandbox
+
+    async def _make_spare(self) -> Sandbox:
+        sandbox = self._new("default", None, None, **{SPARE: True})
+        try:
+            await sandbox.contexts.start_warm()
+        except BaseException:
+            await self._discard(sandbox)
+            raise
+        return sandbox
+
+    async def _discard(self, sandbox: Sandbox) -> None:
+        await sandbox.stop()
+        await asyncio.to_thread(shutil.rmtree, sandbox.directory, True)
 
     def get(self, sandbox_id: str) -> Sandbox:
         try:
@@ -177,7 +222,8 @@ class SandboxRegistry:
 
     async def shutdown(self) -> None:
         """Free every interpreter and process, and what isolation holds on the host; the
-        files stay for the next run."""
+        files stay for the next run (a spare's do not)."""
+        await self.spares.close()
         for sandbox in self.sandboxes.values():
             await sandbox.contexts.shutdown_all()
             await asyncio.to_thread(sandbox.launcher.close)

@@ -1,0 +1,134 @@
+"""Spare sandboxes: made ahead with a Python context running, handed out on create."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import httpx
+import pytest
+from conftest import RunningServer, start_server
+
+from sandbox_kernel.client import CodeInterpreterSandbox
+
+
+def headers(server: RunningServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.token}"}
+
+
+def health(server: RunningServer) -> dict:
+    return httpx.get(f"{server.url}/health", headers=headers(server), timeout=30).json()
+
+
+def wait_for_spares(server: RunningServer, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while health(server)["spareSandboxes"] != count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {count} spare sandboxes after {timeout:g} s")
+        time.sleep(0.1)
+
+
+def spare_directories(server: RunningServer) -> set[str]:
+    found = set()
+    for record in server.root.glob("*/sandbox.json"):
+        if json.loads(record.read_text()).get("spare"):
+            found.add(record.parent.name)
+    return found
+
+
+def kernel_started_at(sandbox: CodeInterpreterSandbox) -> float:
+    (kernel,) = [entry for entry in sandbox.process.list() if "kernel_app.py" in entry["cmdline"]]
+    return datetime.fromisoformat(kernel["createTime"]).timestamp()
+
+
+@pytest.fixture
+def spare_server(tmp_path):
+    running = start_server(tmp_path, "--spares", "1")
+    yield running
+    running.stop()
+
+
+def test_a_new_sandbox_gets_a_python_context_that_was_already_running(spare_server):
+    wait_for_spares(spare_server, 1)
+    asked_at = time.time()
+    sandbox = CodeInterpreterSandbox.create(
+        "analysis", endpoint=spare_server.url, token=spare_server.token, idle_timeout=1234
+    )
+    try:
+        context = sandbox.context.create()
+        assert kernel_started_at(sandbox) < asked_at
+        assert context.execute("6 * 7")["results"][0]["text"] == "42"
+        info = sandbox.info
+        # The spare takes on what the caller asked for, and its own creation time.
+        assert info["templateName"] == "analysis"
+        assert info["sandboxIdleTimeoutSeconds"] == 1234
+        assert datetime.fromisoformat(info["createdAt"]).timestamp() >= asked_at - 1
+        assert [entry["id"] for entry in sandbox.context.list()] == [context.context_id]
+    finally:
+        sandbox.delete()
+
+
+def test_spares_are_invisible_until_claimed_and_the_pool_refills(spare_server):
+    wait_for_spares(spare_server, 1)
+    assert health(spare_server)["sandboxes"] == 0
+    (spare_id,) = spare_directories(spare_server)
+    sandbox = CodeInterpreterSandbox.create(endpoint=spare_server.url, token=spare_server.token)
+    try:
+        assert sandbox.sandbox_id == spare_id
+        assert spare_id not in spare_directories(spare_server)
+        wait_for_spares(spare_server, 1)
+        assert health(spare_server)["sandboxes"] == 1
+        assert len(spare_directories(spare_server)) == 1
+    finally:
+        sandbox.delete()
+
+
+def test_a_context_that_is_not_the_warm_one_starts_fresh_and_frees_the_warm_one(spare_server):
+    wait_for_spares(spare_server, 1)
+    sandbox = CodeInterpreterSandbox.create(endpoint=spare_server.url, token=spare_server.token)
+    try:
+        asked_at = time.time()
+        context = sandbox.context.create(cwd="/tmp")
+        assert context.execute("import os; os.getcwd()")["results"][0]["text"] == "'/tmp'"
+        assert kernel_started_at(sandbox) >= asked_at - 0.5
+    finally:
+        sandbox.delete()
+
+
+def test_a_sandbox_asked_for_by_id_is_made_new(spare_server):
+    wait_for_spares(spare_server, 1)
+    body = {"templateName": "default", "sandboxId": "mine-1"}
+    created = httpx.post(
+        f"{spare_server.url}/sandboxes", json=body, headers=headers(spare_server), timeout=30
+    )
+    assert created.json()["sandboxId"] == "mine-1"
+    assert len(spare_directories(spare_server)) == 1
+
+
+def test_unclaimed_spares_are_deleted_when_the_server_stops_or_after_a_crash(tmp_path):
+    crashed = start_server(tmp_path, "--spares", "1")
+    wait_for_spares(crashed, 1)
+    (left_over,) = spare_directories(crashed)
+    crashed.process.kill()
+    crashed.process.wait()
+    assert (tmp_path / left_over).is_dir()
+
+    restarted = start_server(tmp_path, "--spares", "1")
+    try:
+        assert not (tmp_path / left_over).exists()
+        wait_for_spares(restarted, 1)
+        (made,) = spare_directories(restarted)
+    finally:
+        restarted.stop()
+    assert not (tmp_path / made).exists()
+
+
+def test_no_spares_are_made_when_turned_off(tmp_path):
+    server = start_server(tmp_path, "--spares", "0")
+    try:
+        time.sleep(1.0)  # long enough for a spare's sandbox record to appear, were one made
+        assert health(server)["spareSandboxes"] == 0
+        assert spare_directories(server) == set()
+    finally:
+        server.stop()
