@@ -31,7 +31,6 @@ RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 """Backoff between attempts of an idempotent read."""
 NDJSON = "application/x-ndjson"
 WRITE_TIMEOUT = 60.0
-DOWNLOAD_CHUNK = 1024 * 1024
 
 
 class DataClient:
@@ -112,7 +111,7 @@ class DataClient:
                         response.read()
                         raise error_from_response(response)
                     sink.start(response)
-                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                    for chunk in response.iter_bytes():
                         sink.write(chunk)
                 finally:
                     response.close()
@@ -131,7 +130,7 @@ class DataClient:
                         await response.aread()
                         raise error_from_response(response)
                     sink.start(response)
-                    async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                    async for chunk in response.aiter_bytes():
                         sink.write(chunk)
                 finally:
                     await response.aclose()
