@@ -1,0 +1,117 @@
+"""PromptOutStream: a flush with nothing to send skips the IOPub thread, and never lets a
+message sent after it overtake output that an earlier flush is still sending."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import zmq
+from ipykernel.iostream import IOPubThread, OutStream
+from jupyter_client.session import Session
+
+from sandbox_kernel.kernel_app import PromptOutStream
+
+MARKER = [b"marker"]
+
+
+class CountingThread(IOPubThread):
+    """The real IOPub thread, counting what is handed to it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed = 0
+
+    def schedule(self, f) -> None:
+        self.handed += 1
+        super().schedule(f)
+
+
+class HeldSession(Session):
+    """Holds the IOPub thread inside sending a stream message until `release` is set, so a
+    test can act while an earlier flush is in flight."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sending = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, stream, msg_or_type, *args, **kwargs):
+        if isinstance(msg_or_type, dict) and msg_or_type.get("msg_type") == "stream":
+            self.sending.set()
+            self.release.wait(10)
+        return super().send(stream, msg_or_type, *args, **kwargs)
+
+
+@pytest.fixture
+def iopub() -> Iterator[tuple[CountingThread, zmq.Socket, HeldSession]]:
+    context = zmq.Context()
+    publisher = context.socket(zmq.PUB)
+    port = publisher.bind_to_random_port("tcp://127.0.0.1")
+    subscriber = context.socket(zmq.SUB)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    subscriber.connect(f"tcp://127.0.0.1:{port}")
+    session = HeldSession(key=b"")
+    thread = CountingThread(publisher, session=session)
+    thread.start()
+    # A PUB socket drops what it sends before the subscription arrives: wait for it.
+    while not subscriber.poll(50):
+        thread.send_multipart([b"hello"])
+    while subscriber.poll(200):
+        subscriber.recv_multipart()
+    yield thread, subscriber, session
+    session.release.set()
+    thread.stop()
+    thread.close()
+    subscriber.close(linger=0)
+    context.term()
+
+
+def received(subscriber: zmq.Socket, count: int) -> list[list[bytes]]:
+    frames = []
+    for _ in range(count):
+        assert subscriber.poll(5000), "nothing arrived"
+        frames.append(subscriber.recv_multipart())
+    return frames
+
+
+def kind(frames: list[bytes]) -> str:
+    return "marker" if frames == MARKER else frames[0].decode()
+
+
+@pytest.mark.parametrize("stream_class", [OutStream, PromptOutStream])
+def test_a_flush_with_nothing_written_hands_the_iopub_thread_nothing(iopub, stream_class):
+    thread, _, session = iopub
+    stream = stream_class(session, thread, "stdout", watchfd=False)
+    before = thread.handed
+    stream.flush()
+    stream.flush()
+    if stream_class is PromptOutStream:
+        assert thread.handed == before
+    else:  # ipykernel's own stream: two round trips through the thread per flush
+        assert thread.handed == before + 4
+
+
+def test_written_output_is_flushed_before_what_follows(iopub):
+    thread, subscriber, session = iopub
+    session.release.set()
+    stream = PromptOutStream(session, thread, "stdout", watchfd=False)
+    stream.write("hello\n")
+    stream.flush()
+    thread.send_multipart(MARKER)
+    assert [kind(frames) for frames in received(subscriber, 2)] == ["stream.stdout", "marker"]
+
+
+def test_output_still_being_sent_by_the_thread_is_not_overtaken(iopub):
+    thread, subscriber, session = iopub
+    stream = PromptOutStream(session, thread, "stdout", watchfd=False)
+    stream.flush_interval = 0.0
+    stream.write("hello\n")  # the thread's own timed flush takes the buffer...
+    assert session.sending.wait(5)  # ...and is held while sending it
+    releaser = threading.Timer(0.2, session.release.set)
+    releaser.start()
+    stream.flush()  # the buffers are empty now, yet a flush is in flight: wait for it
+    thread.send_multipart(MARKER)
+    releaser.join()
+    assert [kind(frames) for frames in received(subscriber, 2)] == ["stream.stdout", "marker"]
