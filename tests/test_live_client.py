@@ -20,7 +20,7 @@ from sandbox_kernel.client import SandboxError
 from sandbox_kernel.client.errors import SandboxUnsupportedError
 from sandbox_kernel.client.operations import ContextOperations
 
-EXTENSIONS = {"stream", "interrupt", "restart", "stdin", "complete", "inspect"}
+EXTENSIONS = {"stream", "socket", "interrupt", "restart", "stdin", "complete", "inspect"}
 PRINT_THEN_SLEEP = "import time\nprint('a', flush=True)\ntime.sleep(2)\nprint('b')"
 
 

@@ -168,6 +168,11 @@ def execute_streaming(
     return Call("POST", "contexts/execute", json=body, read_timeout=None, streams_lines=True)
 
 
+def execution_socket(context_id: str) -> Call:
+    """Where the context's WebSocket for executions opens (the "socket" extension)."""
+    return Call("GET", f"contexts/{_segment(context_id)}/execute")
+
+
 def interrupt_context(context_id: str) -> Call:
     return Call("POST", f"contexts/{_segment(context_id)}/interrupt")
 

@@ -90,6 +90,13 @@ def error_from_response(response: httpx.Response) -> SandboxError:
         message = response.reason_phrase or "error"
     request = response.request
     message = f"{request.method} {request.url.path}: {message}"
+    return error_for_status(status, message, code=code, request_id=request_id)
+
+
+def error_for_status(
+    status: int, message: str, *, code: str | None = None, request_id: str | None = None
+) -> SandboxError:
+    """The exception for a refusal with this HTTP status (however it reached us)."""
     if status in _ERROR_BY_STATUS:
         error_type = _ERROR_BY_STATUS[status]
     elif status >= 500:

@@ -276,13 +276,12 @@ class ContextOperations(_Operations):
         `on_entry(entry)` sees each entry as it is produced where the server streams, and
         all of them at the end where it does not.
         """
-        if on_entry is not None and "stream" in await self._sandbox.extensions_async():
+        extensions = await self._sandbox.extensions_async()
+        if on_entry is not None and "stream" in extensions:
             call = self._streamed(
                 code, language, context_id, _plain_timeout(timeout), allow_stdin=False
             )
-            results = [
-                _seen(entry, on_entry) async for entry in self._sandbox.data_api.stream_async(call)
-            ]
+            results = [_seen(entry, on_entry) async for entry in self._entries(call, extensions)]
             return {"contextId": _context_of(call, results), "results": results}
         reply = await self._send_async(self._execution(code, language, context_id, timeout))
         for entry in reply.get("results", []) if on_entry is not None else ():
@@ -303,10 +302,13 @@ class ContextOperations(_Operations):
         Where the server does not stream, this runs a plain execution (the server's own
         time limit applies) and yields its entries at the end.
         """
-        if "stream" in await self._sandbox.extensions_async():
+        extensions = await self._sandbox.extensions_async()
+        if "stream" in extensions:
             call = self._streamed(code, language, context_id, timeout, allow_stdin=allow_stdin)
-            async for entry in self._sandbox.data_api.stream_async(call):
-                yield entry
+            # Closed at once when the reader stops early, not whenever it is collected.
+            async with contextlib.aclosing(self._entries(call, extensions)) as entries:
+                async for entry in entries:
+                    yield entry
             return
         reply = await self._send_async(self._execution(code, language, context_id, timeout))
         for entry in reply.get("results", []):
@@ -438,6 +440,14 @@ class ContextOperations(_Operations):
     ) -> Call:
         context_id, language = self._target(language, context_id)
         return endpoints.execute_streaming(code, context_id, language, timeout, allow_stdin)
+
+    def _entries(self, call: Call, extensions: frozenset[str]) -> AsyncIterator[dict[str, Any]]:
+        """A streamed execution's entries: on the context's WebSocket where the server keeps
+        one (cheaper per cell), else over one streamed HTTP request."""
+        context_id = (call.json or {}).get("contextId")
+        if "socket" in extensions and context_id:
+            return self._sandbox.data_api.execute_over_socket(call, context_id)
+        return self._sandbox.data_api.stream_async(call)
 
     def _target(
         self, language: CodeLanguage | str | None, context_id: str | None

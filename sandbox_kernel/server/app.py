@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hmac
 import json
@@ -15,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -33,8 +35,9 @@ from .uploads import UploadReceiver
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-acs-request-id"
-EXTENSIONS = ("stream", "interrupt", "restart", "stdin", "complete", "inspect")
+EXTENSIONS = ("stream", "socket", "interrupt", "restart", "stdin", "complete", "inspect")
 NDJSON = "application/x-ndjson"
+WS_POLICY_VIOLATION = 1008
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -99,6 +102,17 @@ class RequestIdMiddleware:
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     body = {"code": code, "message": message, "requestId": _request_id.get()}
     return JSONResponse(body, status_code=status)
+
+
+def check_timeout(body: Execute | Command) -> None:
+    if body.timeout is not None and body.timeout <= 0:
+        raise InvalidRequest("field 'timeout' must be a positive number of seconds")
+
+
+def request_error(error: ApiError) -> str:
+    """The entry that refuses an execution sent over a WebSocket."""
+    refusal = {"status": error.status, "code": error.code, "message": error.message}
+    return json.dumps({"type": "requestError", **refusal})
 
 
 def describe_validation_error(error: RequestValidationError) -> str:
@@ -228,13 +242,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         filler.cancel()
         await registry.shutdown()
 
-    async def require_token(request: Request) -> None:
+    async def require_token(connection: HTTPConnection) -> None:
         # async: a plain function would cost every request a hop through the thread pool
-        supplied = request.headers.get("authorization", "")
+        supplied = connection.headers.get("authorization", "")
         if supplied.lower().startswith("bearer "):
             supplied = supplied[7:].strip()
         else:
-            supplied = request.headers.get("x-api-key", "")
+            supplied = connection.headers.get("x-api-key", "")
         if not hmac.compare_digest(supplied.encode(), settings.token.encode()):
             raise Unauthorized("missing or wrong token (send 'Authorization: Bearer TOKEN')")
 
@@ -262,7 +276,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
 
     @app.exception_handler(ApiError)
-    async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
+    async def on_api_error(request: Request, error: ApiError) -> JSONResponse | None:
+        if isinstance(request, WebSocket):  # refused before the handshake (a wrong token)
+            await request.close(code=WS_POLICY_VIOLATION, reason=error.message[:120])
+            return None
         return error_response(error.status, error.code, error.message)
 
     @app.exception_handler(RequestValidationError)
@@ -360,35 +377,40 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def run_code(
         sandbox: Sandbox, body: Execute, context_id: str | None, request: Request
     ) -> Any:
-        if body.timeout is not None and body.timeout <= 0:
-            raise InvalidRequest("field 'timeout' must be a positive number of seconds")
+        check_timeout(body)
         if context_id is not None:
             context = sandbox.contexts.get(context_id)
-            if body.language is not None and body.language != context.language:
-                raise InvalidRequest(
-                    f"context {context_id} runs {context.language}, not {body.language}; "
-                    "give either contextId or language"
-                )
         else:
             context = await sandbox.contexts.default(body.language or "python")
         streaming = "stream" in settings.extensions and NDJSON in request.headers.get("accept", "")
+        entries = execution(context, body, streaming=streaming)
+        if streaming:
+            lines = (json.dumps(entry) + "\n" async for entry in entries)
+            return StreamingResponse(lines, media_type=NDJSON)
+        return {"contextId": context.id, "results": [entry async for entry in entries]}
+
+    def execution(
+        context: Context, body: Execute, *, streaming: bool
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The entries of `body` run in `context`; streamed ones may ask for input, and the
+        last names the context (a stream has no envelope to carry it)."""
+        check_timeout(body)
+        if body.language is not None and body.language != context.language:
+            raise InvalidRequest(
+                f"context {context.id} runs {context.language}, not {body.language}; "
+                "give either contextId or language"
+            )
         allow_stdin = streaming and "stdin" in settings.extensions
         if body.allow_stdin is not None:
             allow_stdin = allow_stdin and body.allow_stdin
-        entries = context.execute(body.code, body.timeout, allow_stdin=allow_stdin)
-        if streaming:
-            # A stream has no envelope: its last entry names the context that ran it.
-            lines = (
-                json.dumps(
-                    {**entry, "contextId": context.id}
-                    if entry.get("type") == "endOfExecution"
-                    else entry
-                )
-                + "\n"
-                async for entry in entries
-            )
-            return StreamingResponse(lines, media_type=NDJSON)
-        return {"contextId": context.id, "results": [entry async for entry in entries]}
+
+        async def entries() -> AsyncIterator[dict[str, Any]]:
+            async for entry in context.execute(body.code, body.timeout, allow_stdin=allow_stdin):
+                if streaming and entry.get("type") == "endOfExecution":
+                    entry = {**entry, "contextId": context.id}
+                yield entry
+
+        return entries()
 
     @app.post("/sandboxes/{sandbox_id}/contexts/execute")
     async def execute(sandbox_id: str, body: Execute, request: Request) -> Any:
@@ -400,6 +422,35 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     def running_context(sandbox_id: str, context_id: str) -> Context:
         return running_sandbox(sandbox_id).contexts.get(context_id)
+
+    if "socket" in settings.extensions:
+
+        @app.websocket("/sandboxes/{sandbox_id}/contexts/{context_id}/execute")
+        async def execute_over_socket(websocket: WebSocket, sandbox_id: str, context_id: str):
+            """Executions one after another on one connection, which spares each cell an
+            HTTP request: every text message is an execute body, answered with its entries
+            (one message each, the last `endOfExecution`), or with one `requestError` entry
+            carrying the code and message an HTTP request would have had."""
+            await websocket.accept()
+            with contextlib.suppress(WebSocketDisconnect):
+                while True:
+                    request = await websocket.receive_text()
+                    try:
+                        body = Execute.model_validate_json(request)
+                        context = running_context(sandbox_id, context_id)
+                        entries = execution(context, body, streaming=True)
+                    except ValidationError as error:
+                        refusal = InvalidRequest(
+                            describe_validation_error(RequestValidationError(error.errors()))
+                        )
+                        await websocket.send_text(request_error(refusal))
+                        continue
+                    except ApiError as error:
+                        await websocket.send_text(request_error(error))
+                        continue
+                    async with contextlib.aclosing(entries):
+                        async for entry in entries:
+                            await websocket.send_text(json.dumps(entry))
 
     if "interrupt" in settings.extensions:
 
@@ -504,8 +555,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post("/sandboxes/{sandbox_id}/processes/cmd")
     async def run_command(sandbox_id: str, body: Command) -> dict[str, Any]:
         sandbox = running_sandbox(sandbox_id)
-        if body.timeout is not None and body.timeout <= 0:
-            raise InvalidRequest("field 'timeout' must be a positive number of seconds")
+        check_timeout(body)
         shown_cwd = normalize(body.cwd)
         host_cwd = sandbox.files.paths.host(shown_cwd)
         if not host_cwd.is_dir():

@@ -202,7 +202,10 @@ class KernelChannels:
                 else:
                     wait = POLL_SECONDS
                 try:
-                    channel, message = await asyncio.wait_for(queue.get(), wait)
+                    if queue.empty():
+                        channel, message = await asyncio.wait_for(queue.get(), wait)
+                    else:  # wait_for costs a task per message: not for one already here
+                        channel, message = queue.get_nowait()
                 except asyncio.TimeoutError:
                     if finished:
                         break

@@ -56,7 +56,7 @@ async def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
-        ws="none",
+        ws="websockets-sansio",  # the "socket" extension: executions over a WebSocket
     )
     server = uvicorn.Server(config)
 
