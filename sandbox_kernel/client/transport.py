@@ -204,7 +204,12 @@ class DataClient:
 
     def _client_options(self) -> dict[str, Any]:
         timeout = httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-        return {"auth": self.auth, "headers": self._headers, "timeout": timeout}
+        options = {"auth": self.auth, "headers": self._headers, "timeout": timeout}
+        if urlsplit(self.settings.endpoint).scheme == "http":
+            # Nothing to verify without TLS (and redirects are not followed); httpx would
+            # otherwise load the CA bundle, a tenth of a second of every kernel's start.
+            options["verify"] = False
+        return options
 
     def _sync_client(self) -> httpx.Client:
         if self._client is None:
