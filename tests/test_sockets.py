@@ -13,7 +13,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from sandbox_kernel import CodeInterpreterSandbox
-from sandbox_kernel.client import SandboxNotFoundError
+from sandbox_kernel.client import SandboxNotFoundError, transport
+from sandbox_kernel.client.endpoints import Call
 from sandbox_kernel.client.errors import SandboxRequestError
 
 
@@ -132,3 +133,19 @@ async def test_refusals_on_the_socket_raise_as_over_http(async_sandbox):
     await context.delete_async()
     with pytest.raises(SandboxNotFoundError):
         [entry async for entry in context.stream_async("1", context_id=deleted)]
+
+
+async def test_a_refused_handshake_sends_executions_over_requests_instead(
+    async_sandbox, monkeypatch
+):
+    """As behind a proxy that does not pass WebSockets: the handshake is answered without an
+    upgrade (here, at a path with no socket), and executions stream over HTTP requests."""
+    monkeypatch.setattr(
+        transport, "execution_socket", lambda context_id: Call("GET", "no-socket-here")
+    )
+    context = await async_sandbox.context.create_async()
+    first = [entry async for entry in context.stream_async("6 * 7")]
+    second = [entry async for entry in context.stream_async("print('again')")]
+    assert first[0]["text"] == "42"
+    assert second[0]["text"] == "again\n"
+    assert async_sandbox.data_api._sockets._open == {}

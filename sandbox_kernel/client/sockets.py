@@ -15,12 +15,17 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import State
 
 from .errors import SandboxConnectionError, SandboxError, error_for_status
 
 OPEN_TIMEOUT = 10.0
+
+
+class SocketRefused(SandboxError):
+    """The WebSocket handshake was answered, but not by an upgrade (a proxy that does not
+    pass WebSockets, say). Nothing was sent: the execution can go over HTTP instead."""
 
 
 class ExecutionSockets:
@@ -110,12 +115,9 @@ class ExecutionSockets:
                 compression=None,  # entries are small; images are base64 already
                 max_size=None,  # an entry is as large as the output it carries
             )
-        except InvalidStatus as error:
-            status = error.response.status_code
-            raise error_for_status(
-                status, f"WebSocket {_path(url)}: the server refused it ({status})"
-            ) from None
-        except (OSError, InvalidHandshake, asyncio.TimeoutError) as error:
+        except InvalidHandshake as error:
+            raise SocketRefused(f"WebSocket {_path(url)}: {error}") from None
+        except (OSError, asyncio.TimeoutError) as error:
             raise SandboxConnectionError(f"cannot reach {_where(url)}: {error}") from None
         self._open[url] = connection
         return connection

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import os
 import secrets
 import time
@@ -25,7 +26,9 @@ from .errors import (
     error_from_response,
 )
 from .settings import ClientSettings
-from .sockets import ExecutionSockets
+from .sockets import ExecutionSockets, SocketRefused
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
@@ -60,6 +63,7 @@ class DataClient:
         self._async_client: httpx.AsyncClient | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._sockets = ExecutionSockets(self._headers)
+        self._sockets_refused = False
 
     def url(self, call: Call) -> str:
         """The absolute URL of a call, without its query."""
@@ -180,11 +184,20 @@ class DataClient:
                 await response.aclose()
 
     async def execute_over_socket(self, call: Call, context_id: str) -> AsyncIterator[Any]:
-        """Run a streaming execution on the context's WebSocket, yielding its entries."""
-        entries = self._sockets.execute(self.url(execution_socket(context_id)), call.json)
-        async with contextlib.aclosing(entries):
-            async for entry in entries:
-                yield entry
+        """Run a streaming execution on the context's WebSocket, yielding its entries; over
+        a streamed request instead once a handshake was refused (nothing was sent then)."""
+        if not self._sockets_refused:
+            entries = self._sockets.execute(self.url(execution_socket(context_id)), call.json)
+            try:
+                async with contextlib.aclosing(entries):
+                    async for entry in entries:
+                        yield entry
+                return
+            except SocketRefused as refusal:
+                log.warning("executions go over HTTP requests: %s", refusal)
+                self._sockets_refused = True
+        async for entry in self.stream_async(call):
+            yield entry
 
     def close(self) -> None:
         """Close the sync connection pool."""
