@@ -10,6 +10,7 @@ import os
 import platform
 import time
 
+import cell_cpu
 import cell_overhead
 import client_rate
 import contexts
@@ -27,6 +28,7 @@ def main() -> None:
     started = time.monotonic()
     rows = [
         *cell_overhead.measure(cells=100 if quick else 300, starts=3 if quick else 5),
+        *cell_cpu.measure(cells=100 if quick else 300),
         *first_output.measure(runs=10 if quick else 20),
         *client_rate.measure(requests=100 if quick else 300),
         *transfer.measure(megabytes=64 if quick else 256),
