@@ -16,6 +16,17 @@ from platformdirs import user_data_dir
 from . import __version__
 
 
+def count(text: str) -> int:
+    """An argparse type for sizes and limits: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def default_root() -> Path:
     return Path(user_data_dir("sandbox-kernel")) / "sandboxes"
 
@@ -62,19 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--memory-mb",
-        type=int,
+        type=count,
         default=0,
         help="address-space limit of each sandbox process, in MiB; 0 = none (default: %(default)s)",
     )
     serve.add_argument(
         "--max-processes",
-        type=int,
+        type=count,
         default=1024,
         help="processes and threads a sandbox may have at once; 0 = no limit "
         "(default: %(default)s)",
     )
     serve.add_argument(
-        "--max-upload-mb", type=int, default=100, help="upload size limit (default: %(default)s)"
+        "--max-upload-mb", type=count, default=100, help="upload size limit (default: %(default)s)"
     )
     serve.add_argument(
         "--no-extensions",
@@ -83,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--spares",
-        type=int,
+        type=count,
         default=1,
         help="sandboxes kept ready with a Python context started, so a kernel starts without "
         "waiting for one; 0 = none (default: %(default)s)",
@@ -220,7 +231,7 @@ def run_serve(options: argparse.Namespace) -> int:
         max_upload_bytes=options.max_upload_mb * 1024 * 1024,
         extensions=[] if options.no_extensions else list(EXTENSIONS),
         confinement=confinement,
-        spare_sandboxes=max(0, options.spares),
+        spare_sandboxes=options.spares,
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))

@@ -232,6 +232,29 @@ def test_help_works_and_lists_the_serve_options():
     assert serve.returncode == 0 and serve.stderr == ""
     for option in ("--port", "--host", "--token", "--root", "--isolation", "--max-upload-mb"):
         assert option in serve.stdout
+    assert "--spares" in serve.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--spares", "-1", "must be 0 or more, got -1"),
+        ("--memory-mb", "-5", "must be 0 or more, got -5"),
+        ("--max-upload-mb", "lots", "expected a whole number, got 'lots'"),
+    ],
+)
+def test_serve_refuses_a_negative_or_malformed_limit_in_one_line(tmp_path, option, value, message):
+    refused = subprocess.run(
+        [*sandbox_kernel_command(), "serve", "--root", str(tmp_path), option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"sandbox-kernel serve: error: argument {option}: {message}"
+    )
 
 
 def test_serve_with_bwrap_isolation_where_bwrap_is_missing_exits_with_a_clear_message(tmp_path):
