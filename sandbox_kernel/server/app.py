@@ -393,8 +393,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         context: Context, body: Execute, *, streaming: bool
     ) -> AsyncIterator[dict[str, Any]]:
         """The entries of `body` run in `context`; streamed ones may ask for input, and the
-        last names the context (a stream has no envelope to carry it)."""
-        check_timeout(body)
+        last names the context (a stream has no envelope to carry it). The caller has
+        checked the timeout, before any default context was made for it."""
         if body.language is not None and body.language != context.language:
             raise InvalidRequest(
                 f"context {context.id} runs {context.language}, not {body.language}; "
@@ -437,6 +437,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     request = await websocket.receive_text()
                     try:
                         body = Execute.model_validate_json(request)
+                        check_timeout(body)
                         context = running_context(sandbox_id, context_id)
                         entries = execution(context, body, streaming=True)
                     except ValidationError as error:
