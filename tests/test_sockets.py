@@ -60,6 +60,11 @@ async def test_a_refused_execution_says_why_and_the_socket_stays_usable(context_
     assert "code" in refused["message"]
     (timeout,) = await run(socket, {"code": "1", "timeout": -1})
     assert "timeout" in timeout["message"]
+    await socket.send("not json")
+    assert json.loads(await socket.recv())["message"] == "request body is not valid JSON"
+    await socket.send(b'{"code": "3 * 3"}')  # the same JSON as a binary message is fine
+    assert json.loads(await socket.recv())["text"] == "9"
+    assert json.loads(await socket.recv())["type"] == "endOfExecution"
     assert (await run(socket, {"code": "1 + 1"}))[0]["text"] == "2"
 
 

@@ -434,7 +434,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await websocket.accept()
             with contextlib.suppress(WebSocketDisconnect):
                 while True:
-                    request = await websocket.receive_text()
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    # A text message, or the same JSON sent as bytes by a less careful client.
+                    request = message.get("text") or message.get("bytes") or b""
                     try:
                         body = Execute.model_validate_json(request)
                         check_timeout(body)
