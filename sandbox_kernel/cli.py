@@ -15,6 +15,13 @@ from platformdirs import user_data_dir
 
 from . import __version__
 
+DEFAULT_MEMORY_MB = 2048
+DEFAULT_MAX_SANDBOXES = 64
+DEFAULT_MAX_CONTEXTS = 32
+SANDBOX_HOST_ID = 2_000_000_000
+"""The host uid and gid that sandbox uid 1000 maps onto when the server runs as root: far
+above login users and the usual subordinate-id ranges, and owned by no one."""
+
 
 def count(text: str) -> int:
     """An argparse type for sizes and limits: a whole number, 0 or more."""
@@ -62,20 +69,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--isolation",
         choices=["auto", "bwrap", "none"],
-        default="auto",
-        help="how sandboxes are isolated from this machine: bwrap (bubblewrap), none, or "
-        "auto, which uses bwrap when it works here (default: %(default)s)",
+        default=os.environ.get("SANDBOX_KERNEL_ISOLATION", "auto"),
+        help="how sandboxes are isolated from this machine: auto or bwrap (bubblewrap; the "
+        "server refuses to start where it cannot work), or none, which runs cells on this "
+        "machine as this user (default: %(default)s, or $SANDBOX_KERNEL_ISOLATION)",
     )
     serve.add_argument(
         "--network",
-        action="store_true",
-        help="let isolated sandboxes reach the network (default: cut off)",
+        nargs="?",
+        const="user",
+        default="none",
+        choices=["none", "user", "host"],
+        help="what sandboxes may reach: none (default); user, or --network alone: egress "
+        "through user-mode networking (slirp4netns or pasta), with this host's loopback and "
+        "this server out of reach; host: this host's own network, loopback included (unsafe)",
     )
     serve.add_argument(
         "--memory-mb",
         type=count,
-        default=0,
-        help="address-space limit of each sandbox process, in MiB; 0 = none (default: %(default)s)",
+        default=DEFAULT_MEMORY_MB,
+        help="memory limit of each sandbox, in MiB (its cgroup's; where none can be made, "
+        "each process's address space); 0 = none (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--sandbox-uid",
+        type=count,
+        default=SANDBOX_HOST_ID,
+        help="host uid and gid that sandbox code runs as when the server is root "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-sandboxes",
+        type=count,
+        default=DEFAULT_MAX_SANDBOXES,
+        help="running sandboxes this server holds at once; 0 = no limit (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-contexts",
+        type=count,
+        default=DEFAULT_MAX_CONTEXTS,
+        help="contexts one sandbox holds at once; 0 = no limit (default: %(default)s)",
     )
     serve.add_argument(
         "--max-processes",
@@ -201,25 +234,36 @@ def run_serve(options: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # What the server makes for sandboxes (mount points, /etc files) must be readable there.
+    os.umask(0o022)
     if not is_loopback(options.host):
         print(
             f"sandbox-kernel serve: WARNING: listening on {options.host}, not loopback: anyone "
             "who can reach it and has the token can run code here",
             file=sys.stderr,
         )
+    if options.isolation == "none" and options.network != "none":
+        print(
+            "sandbox-kernel serve: --network needs isolation (unisolated code already has "
+            "this host's network)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         confinement = configure(
             options.isolation,
-            network=options.network,
+            network_mode=options.network,
             memory_mb=options.memory_mb or None,
             max_processes=options.max_processes or None,
+            host_id=options.sandbox_uid,
         )
     except IsolationUnavailable as error:
         print(f"sandbox-kernel serve: {error}", file=sys.stderr)
         return 2
     root = (options.root or default_root()).expanduser().resolve()
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)  # sandboxes hold other users' secrets and foreign binaries
         # Work from the root: a server whose working directory vanished cannot start kernels.
         os.chdir(root)
     except OSError as error:
@@ -232,6 +276,8 @@ def run_serve(options: argparse.Namespace) -> int:
         extensions=[] if options.no_extensions else list(EXTENSIONS),
         confinement=confinement,
         spare_sandboxes=options.spares,
+        max_sandboxes=options.max_sandboxes or None,
+        max_contexts=options.max_contexts or None,
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))

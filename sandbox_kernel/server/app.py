@@ -39,6 +39,9 @@ EXTENSIONS = ("stream", "socket", "interrupt", "restart", "stdin", "complete", "
 NDJSON = "application/x-ndjson"
 WS_POLICY_VIOLATION = 1008
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
+UNISOLATED_WARNING = (
+    "sandboxes are NOT isolated (--isolation none): cells run on the server's machine as its user"
+)
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
@@ -53,6 +56,10 @@ class ServerSettings:
     confinement: IsolationSettings = field(default_factory=IsolationSettings)
     spare_sandboxes: int = 0
     """Sandboxes kept ready, each with a Python context started (spares.py)."""
+    max_sandboxes: int | None = None
+    """Running sandboxes the server holds at once (None: no limit)."""
+    max_contexts: int | None = None
+    """Contexts one sandbox holds at once (None: no limit)."""
 
     @property
     def isolation(self) -> str:
@@ -102,6 +109,15 @@ class RequestIdMiddleware:
 def error_response(status: int, code: str, message: str) -> JSONResponse:
     body = {"code": code, "message": message, "requestId": _request_id.get()}
     return JSONResponse(body, status_code=status)
+
+
+def isolation_report(confinement: IsolationSettings) -> dict[str, Any]:
+    """What `health` says of isolation: the mode, the network, and plainly when code runs
+    on the host."""
+    report: dict[str, Any] = {"isolation": confinement.mode, "network": confinement.network}
+    if confinement.mode == "none":
+        report["warning"] = UNISOLATED_WARNING
+    return report
 
 
 def check_timeout(body: Execute | Command) -> None:
@@ -231,7 +247,13 @@ class OctetStreamFile(FileResponse):
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the ASGI app serving the sandboxes under `settings.root`."""
-    registry = SandboxRegistry(settings.root, settings.confinement, settings.spare_sandboxes)
+    registry = SandboxRegistry(
+        settings.root,
+        settings.confinement,
+        settings.spare_sandboxes,
+        max_sandboxes=settings.max_sandboxes,
+        max_contexts=settings.max_contexts,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -316,7 +338,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "server": "sandbox-kernel",
             "version": __version__,
             "pid": os.getpid(),
-            "isolation": settings.isolation,
+            **isolation_report(settings.confinement),
             "sandboxes": len(registry.sandboxes),
             "spareSandboxes": registry.spares.ready,
         }
@@ -348,9 +370,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "status": "ok" if sandbox.running else sandbox.record["status"].lower(),
             "server": "sandbox-kernel",
             "version": __version__,
-            "isolation": settings.isolation,
+            **isolation_report(settings.confinement),
             "extensions": list(settings.extensions),
             "languages": sandbox.contexts.specs.available(),
+            "diskUsageBytes": await sandbox.disk_usage(),
         }
 
     # ---- contexts

@@ -16,9 +16,9 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKerne
 
 from .channels import Ended, KernelChannels
 from .entries import end_entry, error_entry
-from .errors import Conflict, InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from .interpreters import Interpreter, available_interpreters
-from .isolation import Launcher
+from .launchers import Launcher
 from .paths import HOME, PathResolver, normalize
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,18 @@ class ContextKernelSpecs(KernelSpecManager):
                     env={},
                 )
         raise NoSuchKernel(kernel_name)
+
+
+class ContextKernelManager(AsyncKernelManager):
+    """A kernel manager that lets the sandbox read the connection file it wrote."""
+
+    def __init__(self, launcher: Launcher, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.launcher = launcher
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        self.launcher.share_connection_file(self.connection_file)
+        await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
 def kernel_name_for(language: str) -> str:
@@ -235,9 +247,12 @@ def closed_context_error() -> dict[str, Any]:
 class ContextPool:
     """The contexts of one sandbox, with a default context per language."""
 
-    def __init__(self, paths: PathResolver, launcher: Launcher) -> None:
+    def __init__(
+        self, paths: PathResolver, launcher: Launcher, max_contexts: int | None = None
+    ) -> None:
         self.paths = paths
         self.launcher = launcher
+        self.max_contexts = max_contexts
         self.specs = ContextKernelSpecs(launcher)
         self.contexts: dict[str, Context] = {}
         self.defaults: dict[str, str] = {}
@@ -247,6 +262,11 @@ class ContextPool:
 
     async def create(self, language: str, cwd: str) -> Context:
         interpreter = self.specs.interpreter(language)
+        if self.max_contexts is not None and len(self.contexts) >= self.max_contexts:
+            raise LimitExceeded(
+                f"this sandbox already holds {len(self.contexts)} contexts, its limit "
+                "(--max-contexts); delete one first"
+            )
         shown_cwd = normalize(cwd)
         warm = await self._take_warm(language, shown_cwd)
         context = warm or await self._start(interpreter, shown_cwd)
@@ -275,7 +295,8 @@ class ContextPool:
             raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
         await self.launcher.prepare()
         for attempt in range(START_ATTEMPTS):
-            manager = AsyncKernelManager(
+            manager = ContextKernelManager(
+                self.launcher,
                 kernel_name=kernel_name_for(interpreter.language),
                 kernel_spec_manager=ContextKernelSpecs(
                     self.launcher, shown_cwd, self.specs.interpreters

@@ -44,6 +44,13 @@ class PayloadTooLarge(ApiError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class LimitExceeded(ApiError):
+    """A cap on what one server or sandbox may hold at once; free something and retry."""
+
+    status = 429
+    code = "LIMIT_EXCEEDED"
+
+
 _CODES_BY_STATUS = {cls.status: cls.code for cls in ApiError.__subclasses__()}
 
 

@@ -58,7 +58,8 @@ async def main(connection_file, command):
     with open(connection_file) as handle:
         info = json.load(handle)
     ports = {channel: free_port() for channel in CHANNELS}
-    tcp_file = connection_file.removesuffix(".json") + "-tcp.json"
+    # Beside the sockets: the connection file's own directory is read-only in a sandbox.
+    tcp_file = info["ip"] + "-tcp.json"
     descriptor = os.open(tcp_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump({**info, **ports, "transport": "tcp", "ip": "127.0.0.1"}, handle)

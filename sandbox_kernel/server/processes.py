@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import psutil
 
 from .errors import InvalidRequest, NotFound
-from .isolation import Launcher, SandboxProcess
+from .launchers import Launcher, SandboxProcess
 
 KILL_GRACE_SECONDS = 2.0
 EXIT_POLL_SECONDS = 0.02

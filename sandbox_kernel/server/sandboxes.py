@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .contexts import ContextPool
-from .errors import Conflict, InvalidRequest, NotFound
+from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from .files import FileStore
 from .isolation import IsolationSettings, launcher_for, mounted_directories, release
 from .paths import HOME, make_directories
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 SANDBOX_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SKELETON = (HOME.lstrip("/"), "tmp")
 REAP_INTERVAL_SECONDS = 1.0
+DISK_USAGE_SECONDS = 5.0
+"""How long a sandbox's measured disk use is reported before it is measured again."""
 SPARE = "spare"
 """Marks the record of a sandbox made ahead (spares.py) that nobody has claimed yet."""
 
@@ -39,20 +42,27 @@ class Sandbox:
     record."""
 
     def __init__(
-        self, directory: Path, record: dict[str, Any], isolation: IsolationSettings
+        self,
+        directory: Path,
+        record: dict[str, Any],
+        isolation: IsolationSettings,
+        max_contexts: int | None = None,
     ) -> None:
         self.directory = directory
         self.record = record
         self.id: str = record["sandboxId"]
         root = directory / "fs"
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
         for relative in SKELETON:
             make_directories(root, relative)
+        if isolation.host_ids is not None:
+            _hand_over(root, isolation.host_ids)
         self.files = FileStore(root, directory / "staging", mounted_directories(isolation))
         self.launcher = launcher_for(isolation, self.files.paths.root, self.id)
         self.processes = ProcessTable(self.launcher)
-        self.contexts = ContextPool(self.files.paths, self.launcher)
+        self.contexts = ContextPool(self.files.paths, self.launcher, max_contexts)
         self.last_active = time.monotonic()
+        self._disk_usage: tuple[float, int] | None = None
 
     @property
     def running(self) -> bool:
@@ -60,6 +70,14 @@ class Sandbox:
 
     def describe(self) -> dict[str, Any]:
         return dict(self.record)
+
+    async def disk_usage(self) -> int:
+        """Bytes the sandbox's files take on disk, measured at most every few seconds."""
+        now = time.monotonic()
+        if self._disk_usage is None or now - self._disk_usage[0] > DISK_USAGE_SECONDS:
+            measured = await asyncio.to_thread(_disk_usage, self.files.paths.root)
+            self._disk_usage = (now, measured)
+        return self._disk_usage[1]
 
     def save(self) -> None:
         staged = self.directory / "sandbox.json.tmp"
@@ -96,14 +114,47 @@ class Sandbox:
         self.save()
 
 
+def _hand_over(root: Path, host_ids: tuple[int, int]) -> None:
+    """Give the sandbox user its home and /tmp; `/` and the mount points stay root's, as on
+    any Linux system."""
+    for relative, mode in ((HOME.lstrip("/"), 0o755), ("tmp", 0o1777)):
+        descriptor = os.open(root / relative, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchown(descriptor, *host_ids)
+            os.fchmod(descriptor, mode)
+        finally:
+            os.close(descriptor)
+
+
+def _disk_usage(root: Path) -> int:
+    """Allocated bytes under `root`, walked by descriptor so that no link is followed."""
+    total = 0
+    for _, _, files, directory in os.fwalk(root):
+        total += os.stat(directory).st_blocks * 512
+        for name in files:
+            try:
+                total += os.stat(name, dir_fd=directory, follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
 class SandboxRegistry:
     """Creates, finds, stops and deletes sandboxes under one root directory."""
 
     def __init__(
-        self, root: Path, isolation: IsolationSettings | None = None, spares: int = 0
+        self,
+        root: Path,
+        isolation: IsolationSettings | None = None,
+        spares: int = 0,
+        *,
+        max_sandboxes: int | None = None,
+        max_contexts: int | None = None,
     ) -> None:
         self.root = root
         self.isolation = isolation or IsolationSettings()
+        self.max_sandboxes = max_sandboxes
+        self.max_contexts = max_contexts
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
         self.spares = SparePool(self._make_spare, self._discard, spares)
@@ -118,7 +169,7 @@ class SandboxRegistry:
                 if record.get(SPARE):
                     shutil.rmtree(record_file.parent, ignore_errors=True)
                     continue
-                sandbox = Sandbox(record_file.parent, record, self.isolation)
+                sandbox = Sandbox(record_file.parent, record, self.isolation, self.max_contexts)
             except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
                 continue
@@ -128,6 +179,12 @@ class SandboxRegistry:
         self, template_name: str, idle_timeout: int | None, sandbox_id: str | None
     ) -> Sandbox:
         """A new sandbox: a spare when the caller leaves the id to us and one is ready."""
+        running = sum(sandbox.running for sandbox in self.sandboxes.values())
+        if self.max_sandboxes is not None and running >= self.max_sandboxes:
+            raise LimitExceeded(
+                f"this server already runs {running} sandboxes, its limit (--max-sandboxes); "
+                "stop or delete one first"
+            )
         spare = None if sandbox_id is not None else await self.spares.take()
         if spare is None:
             sandbox = self._new(template_name, idle_timeout, sandbox_id)
@@ -173,7 +230,7 @@ class SandboxRegistry:
         }
         directory = self.root / sandbox_id
         directory.mkdir(parents=True)
-        sandbox = Sandbox(directory, record, self.isolation)
+        sandbox = Sandbox(directory, record, self.isolation, self.max_contexts)
         sandbox.save()
         return sandbox
 
