@@ -77,6 +77,24 @@ def start_server(root: Path, *extra: str, token: str = "test-token") -> RunningS
     return RunningServer(ready["url"], ready["token"], root, process, health["isolation"])
 
 
+def run(sandbox: CodeInterpreterSandbox, code: str) -> str:
+    """Run `code` in the sandbox's default context; its stdout, or the error raised."""
+    results = sandbox.context.execute(code, timeout=60)["results"]
+    errors = [entry for entry in results if entry["type"] == "error"]
+    assert not errors, errors[0]["traceback"]
+    return "".join(entry["text"] for entry in results if entry["type"] == "stdout")
+
+
+def attempt(sandbox: CodeInterpreterSandbox, expression: str) -> str:
+    """Evaluate `expression` in the sandbox: its repr, or the name of the OSError raised."""
+    code = (
+        "import errno, os\n"
+        f"try:\n    print(repr({expression}))\n"
+        "except OSError as error:\n    print(errno.errorcode[error.errno])"
+    )
+    return run(sandbox, code).strip()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the tests away from the user's config, data and any cloud credentials."""

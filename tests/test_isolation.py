@@ -13,15 +13,18 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import RunningServer, start_server
+from conftest import RunningServer, attempt, run, start_server
 
 from sandbox_kernel import CodeInterpreterSandbox, SandboxError
 from sandbox_kernel.cli import is_loopback
-from sandbox_kernel.server.isolation import (
+from sandbox_kernel.server.confinement import (
     IsolationSettings,
+    Namespaces,
     enter_argv,
+    id_maps,
     limits_argv,
     mounted_directories,
+    network_prefix,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,24 +46,6 @@ def jail(isolated: RunningServer) -> Iterator[CodeInterpreterSandbox]:
         sandbox.delete()
     finally:
         sandbox.close()
-
-
-def run(sandbox: CodeInterpreterSandbox, code: str) -> str:
-    """Run `code` in the sandbox's default context; its stdout, or the error raised."""
-    results = sandbox.context.execute(code, timeout=60)["results"]
-    errors = [entry for entry in results if entry["type"] == "error"]
-    assert not errors, errors[0]["traceback"]
-    return "".join(entry["text"] for entry in results if entry["type"] == "stdout")
-
-
-def attempt(sandbox: CodeInterpreterSandbox, expression: str) -> str:
-    """Evaluate `expression` in the sandbox: its repr, or the name of the OSError raised."""
-    code = (
-        "import errno, os\n"
-        f"try:\n    print(repr({expression}))\n"
-        "except OSError as error:\n    print(errno.errorcode[error.errno])"
-    )
-    return run(sandbox, code).strip()
 
 
 # ---- code inside the sandbox
@@ -234,18 +219,6 @@ def test_every_sandbox_process_ends_with_a_killed_server(tmp_path, isolated):
         time.sleep(0.1)
 
 
-def test_network_option_lets_code_reach_the_loopback(tmp_path, isolated):
-    running = start_server(tmp_path, "--network")
-    try:
-        with CodeInterpreterSandbox.create(endpoint=running.url, token=running.token) as sandbox:
-            port = int(running.url.rsplit(":", 1)[1])
-            code = f"__import__('socket').create_connection(('127.0.0.1', {port})).close()"
-            assert attempt(sandbox, code) == "None"
-            sandbox.delete()
-    finally:
-        running.stop()
-
-
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
@@ -281,16 +254,20 @@ SETTINGS = IsolationSettings(
     python_prefixes=("/opt/py",),
     system_directories=("/usr", "/bin", "/lib"),
     memory_bytes=2**30,
+    address_space_limit=True,
     prlimit="/usr/bin/prlimit",
 )
+AS_ROOT = replace(SETTINGS, host_ids=(2_000_000_000, 2_000_000_000), setpriv="/usr/bin/setpriv")
+BINDS = [("ro", Path("/run/sbk/abc/3/conn")), ("rw", Path("/run/sbk/abc/3/sockets"))]
 
 
 def enter(settings: IsolationSettings = SETTINGS) -> list[str]:
+    inner = None if settings.host_ids is None else 10
     return enter_argv(
         settings,
         root=Path("/data/sbx/fs"),
-        runtime=Path("/run/sbk/abc/3"),
-        namespaces=(7, 8),
+        binds=BINDS,
+        namespaces=Namespaces(user=7, pid=8, network=9, inner_user=inner),
         cwd="/home/user/work",
         command=["python3", "-c", "pass"],
     )
@@ -304,8 +281,9 @@ def test_enter_argv_binds_the_root_and_only_chosen_host_paths():
     argv = enter()
     assert argv[:5] == ["/usr/bin/bwrap", "--userns", "7", "--pidns", "8"]
     assert ("/data/sbx/fs", "/") in pairs(argv, "--bind")
-    assert ("/run/sbk/abc/3", "/run/sbk/abc/3") in pairs(argv, "--bind")
+    assert ("/run/sbk/abc/3/sockets", "/run/sbk/abc/3/sockets") in pairs(argv, "--bind")
     read_only = pairs(argv, "--ro-bind")
+    assert ("/run/sbk/abc/3/conn", "/run/sbk/abc/3/conn") in read_only
     assert {("/usr", "/usr"), ("/bin", "/bin"), ("/lib", "/lib"), ("/opt/py", "/opt/py")} <= set(
         read_only
     )
@@ -313,19 +291,48 @@ def test_enter_argv_binds_the_root_and_only_chosen_host_paths():
     assert "/etc" not in sources and "/etc/shadow" not in sources and "/etc/ssl" not in sources
     assert argv[argv.index("--uid") + 1] == argv[argv.index("--gid") + 1] == "1000"
     assert "--unshare-net" in argv and "--clearenv" in argv
+    assert argv[argv.index("--seccomp") + 1] == "9"
     assert ("HOME", "/home/user") in pairs(argv, "--setenv")
     assert argv[-6:] == ["--chdir", "/home/user/work", "--", "python3", "-c", "pass"]
 
 
-def test_network_setting_keeps_the_host_network():
-    assert "--unshare-net" not in enter(replace(SETTINGS, network=True))
+def test_as_root_processes_end_in_the_inner_namespace_with_nothing_left_to_drop():
+    argv = enter(AS_ROOT)
+    assert argv[argv.index("--userns2") + 1] == "10"
+    assert "--uid" not in argv, "bwrap keeps uid 0 of the outer namespace for its set-up"
+    drop = argv[argv.index("/usr/bin/setpriv") :]
+    assert drop[:8] == [
+        "/usr/bin/setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--keep-groups",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
+    assert drop[8:] == ["python3", "-c", "pass"]
 
 
-def test_limits_prefix_joins_cgroups_then_sets_rlimits():
+def test_the_outer_namespace_maps_root_only_for_set_up():
+    assert id_maps((2_000_000_000, 2_000_000_001)) == (
+        "0 0 1\n1000 2000000000 1\n",
+        "0 0 1\n1000 2000000001 1\n",
+    )
+
+
+def test_only_host_network_mode_shares_the_host_network():
+    namespaces = Namespaces(user=7, pid=8, network=9, inner_user=10)
+    assert network_prefix(AS_ROOT, namespaces) == ["nsenter", "--net=/proc/self/fd/9", "--"]
+    assert network_prefix(replace(AS_ROOT, network="user"), namespaces)[0] == "nsenter"
+    assert network_prefix(replace(AS_ROOT, network="host"), namespaces) == []
+
+
+def test_limits_prefix_joins_cgroups_opens_the_filter_then_sets_rlimits():
     argv = limits_argv(SETTINGS, [Path("/cg/pids/sbk/3/cgroup.procs")])
     assert argv[:3] == ["/bin/sh", "-c", argv[2]]
-    assert argv[3:6] == ["sh", "/cg/pids/sbk/3/cgroup.procs", "--"]
-    assert argv[6:] == ["/usr/bin/prlimit", f"--as={2**30}", "--"]
+    assert argv[3:7] == ["sh", "/run/sbk/abc/seccomp.bpf", "/cg/pids/sbk/3/cgroup.procs", "--"]
+    assert argv[7:] == ["/usr/bin/prlimit", f"--as={2**30}", "--"]
     assert limits_argv(IsolationSettings(), []) == []
 
 

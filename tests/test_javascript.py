@@ -25,6 +25,13 @@ from nbclient.exceptions import CellExecutionError
 from test_kernel import TIMEOUT, RunningKernel, server_environment
 
 from sandbox_kernel import CodeInterpreterSandbox, SandboxError
+from sandbox_kernel.server.confinement import (
+    IsolationSettings,
+    Namespaces,
+    enter_argv,
+    limits_argv,
+    mounted_directories,
+)
 from sandbox_kernel.server.contexts import ContextKernelSpecs, check_language
 from sandbox_kernel.server.errors import InvalidRequest
 from sandbox_kernel.server.interpreters import (
@@ -32,13 +39,7 @@ from sandbox_kernel.server.interpreters import (
     javascript_interpreter,
     python_interpreter,
 )
-from sandbox_kernel.server.isolation import (
-    IsolationSettings,
-    Launcher,
-    enter_argv,
-    limits_argv,
-    mounted_directories,
-)
+from sandbox_kernel.server.launchers import Launcher
 
 ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
 KERNELSPEC = {"name": "sandbox-javascript", "display_name": "JavaScript (Sandbox)"}
@@ -362,8 +363,8 @@ def test_an_interpreter_outside_the_python_prefix_is_bound_read_only():
     argv = enter_argv(
         settings,
         root=Path("/data/sbx/fs"),
-        runtime=Path("/run/sbk/abc/3"),
-        namespaces=(7, 8),
+        binds=[],
+        namespaces=Namespaces(user=7, pid=8, network=9),
         cwd="/home/user",
         command=["deno"],
     )
@@ -373,7 +374,9 @@ def test_an_interpreter_outside_the_python_prefix_is_bound_read_only():
 
 
 def test_a_memory_limit_becomes_a_heap_limit_for_javascript_only():
-    settings = IsolationSettings(memory_bytes=256 * 2**20, prlimit="/usr/bin/prlimit")
+    settings = IsolationSettings(
+        memory_bytes=256 * 2**20, address_space_limit=True, prlimit="/usr/bin/prlimit"
+    )
     javascript = javascript_interpreter("/opt/deno")
     assert javascript.command(settings.memory_bytes)[:2] == [
         "env",

@@ -11,7 +11,7 @@ import pytest
 from conftest import RunningServer, start_server
 
 from sandbox_kernel import CodeInterpreterSandbox, SandboxError
-from sandbox_kernel.server.isolation import own_cgroup
+from sandbox_kernel.server.cgroups import own_cgroup
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -321,6 +321,7 @@ def enter_argv(
     argv += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     argv += ["--hostname", HOSTNAME, "--die-with-parent"]
     argv += ["--bind", str(root), "/", *_read_only_binds(settings), "--tmpfs", "/etc"]
+    argv += _parent_directories([f"/etc/{entry}" for entry in HOST_ETC_ENTRIES], "/etc")
     for entry in HOST_ETC_ENTRIES:
         argv += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
     generated = dict.fromkeys(GENERATED_ETC_FILES)
