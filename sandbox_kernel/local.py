@@ -109,6 +109,7 @@ def start_server(directory: Path) -> LocalServer:
     ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
     with open(log_path, "ab") as log:
+        start_of_run = log.tell()
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -124,8 +125,11 @@ def start_server(directory: Path) -> LocalServer:
         if server is not None and server.pid == process.pid:
             return server
         if process.poll() is not None:
+            reason = last_words(log_path, start_of_run)
             raise EmbeddedServerError(
-                f"the embedded sandbox server exited with code {process.returncode}; see {log_path}"
+                f"the embedded sandbox server exited with code {process.returncode}"
+                + (f": {reason}" if reason else "")
+                + f" (log: {log_path})"
             )
         time.sleep(0.05)
     process.kill()
@@ -133,6 +137,17 @@ def start_server(directory: Path) -> LocalServer:
         f"the embedded sandbox server did not start within {START_TIMEOUT_SECONDS:.0f} s; "
         f"see {log_path}"
     )
+
+
+def last_words(log_path: Path, offset: int) -> str:
+    """The last line a failed server wrote to its log in this run: it says why."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            lines = log.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].removeprefix("sandbox-kernel serve: ") if lines else ""
 
 
 def stop_server(timeout: float = STOP_TIMEOUT_SECONDS) -> bool:

@@ -20,6 +20,7 @@ import httpx
 import psutil
 import pytest
 from conftest import RunningServer, attempt, run, start_server
+from test_kernel import RunningKernel, kernel_environment
 
 from sandbox_kernel import CodeInterpreterSandbox
 from sandbox_kernel.server.isolation import find_bwrap
@@ -314,3 +315,22 @@ def test_the_root_directory_is_private(tmp_path):
         assert root.stat().st_mode & 0o777 == 0o700
     finally:
         running.stop()
+
+
+def test_a_kernel_on_a_host_where_bwrap_cannot_work_says_why_in_its_first_cell(tmp_path):
+    environment = kernel_environment(
+        tmp_path,
+        SANDBOX_KERNEL_BWRAP="/bin/false",
+        SANDBOX_KERNEL_RUNTIME_DIR=str(tmp_path / "runtime"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
+    kernel = RunningKernel(environment)
+    try:
+        reply, outputs = kernel.run("print('this must not run on the host')")
+        assert reply["status"] == "error"
+        errors = [content for kind, content in outputs if kind == "error"]
+        assert "cannot be isolated on this host" in errors[0]["evalue"]
+        assert "--isolation none" in errors[0]["evalue"]
+        assert not any(kind == "stream" for kind, _ in outputs)
+    finally:
+        kernel.shutdown()

@@ -27,6 +27,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+if CHROMIUM is None and IN_CI:
+    raise RuntimeError("CI must run the JupyterLab tests: Debian's chromium is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 
