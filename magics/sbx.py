@@ -174,6 +174,8 @@ def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
     print(f"sandbox:    {info['sandbox_id'] or '(not created yet)'}")
     print(f"context:    {info['context_id'] or '(not created yet)'}")
     print(f"isolation:  {info['isolation']}")
+    if info["isolation"] == "none":
+        print("warning:    NOT isolated: cells run on the server's machine, as its user")
     if info["failure"]:
         print(f"error:      {info['failure']}")
 

@@ -20,7 +20,7 @@ import httpx
 import psutil
 import pytest
 from conftest import RunningServer, attempt, run, start_server
-from test_kernel import RunningKernel, kernel_environment
+from test_kernel import RunningKernel, kernel_environment, server_environment
 
 from sandbox_kernel import CodeInterpreterSandbox
 from sandbox_kernel.server.isolation import find_bwrap
@@ -304,6 +304,14 @@ def test_unisolated_only_when_asked_by_name_and_then_said_plainly(tmp_path):
         headers = {"X-API-Key": running.token}
         health = httpx.get(f"{running.url}/health", headers=headers, timeout=10).json()
         assert health["isolation"] == "none" and "NOT isolated" in health["warning"]
+        kernel = RunningKernel(server_environment(running, tmp_path))
+        try:
+            kernel.stdout("1")
+            assert "is NOT isolated" in kernel.kernel_info()["banner"]
+            status = kernel.status()
+            assert status["isolation"] == "none" and "NOT isolated" in status["warning"]
+        finally:
+            kernel.shutdown()
     finally:
         running.stop()
 
