@@ -47,8 +47,14 @@ class RunningServer:
             self.process.kill()
 
 
-def start_server(root: Path, *extra: str, token: str = "test-token") -> RunningServer:
-    """Start a real server process and wait for its ready line."""
+def start_server(
+    root: Path,
+    *extra: str,
+    token: str = "test-token",
+    environment: dict[str, str] | None = None,
+) -> RunningServer:
+    """Start a real server process (with `environment` added to ours) and wait for its ready
+    line."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -67,6 +73,7 @@ def start_server(root: Path, *extra: str, token: str = "test-token") -> RunningS
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(environment or {})},
     )
     line = process.stdout.readline()
     if not line:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from conftest import RunningServer, attempt, run, start_server
 from test_kernel import RunningKernel, kernel_environment, server_environment
 
 from sandbox_kernel import CodeInterpreterSandbox
+from sandbox_kernel.server import network
 from sandbox_kernel.server.isolation import find_bwrap
 
 pytestmark = pytest.mark.timeout(120)
@@ -217,6 +219,8 @@ def public_address() -> str | None:
 
 @pytest.fixture(scope="module")
 def networked(tmp_path_factory) -> Iterator[RunningServer]:
+    if network.find_tool() is None and os.environ.get("CI", "").lower() != "true":
+        pytest.skip("neither slirp4netns nor pasta is installed (apt-get install slirp4netns)")
     running = start_server(tmp_path_factory.mktemp("networked"), "--network", "--spares", "0")
     yield running
     running.stop()
@@ -243,6 +247,25 @@ def test_network_egress_never_reaches_the_host_loopback(networked, host_web_serv
             )
             assert run(sandbox, fetch).strip() == "200", "egress works"
         sandbox.delete()
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("pasta") is None, reason="passt is not installed")
+def test_with_pasta_too_the_host_loopback_is_out_of_reach(tmp_path, host_web_server):
+    running = start_server(
+        tmp_path, "--network", "--spares", "0", environment={"SANDBOX_KERNEL_NETWORK_TOOL": "pasta"}
+    )
+    try:
+        with CodeInterpreterSandbox.create(endpoint=running.url, token=running.token) as sandbox:
+            server_port = int(running.url.rsplit(":", 1)[1])
+            for port in (host_web_server, server_port):
+                reach = f"__import__('socket').create_connection(('127.0.0.1', {port}), 3)"
+                assert attempt(sandbox, reach) == "ECONNREFUSED", port
+            interfaces = attempt(sandbox, "[n for _, n in __import__('socket').if_nameindex()]")
+            assert interfaces != "['lo']", "pasta gave the sandbox an interface"
+            sandbox.delete()
+    finally:
+        running.stop()
 
 
 def test_network_host_is_spelled_out_and_warned_about(tmp_path):

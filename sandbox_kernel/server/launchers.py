@@ -299,9 +299,10 @@ class BubblewrapLauncher(Launcher):
                 os.close(descriptor)
         self._keep_namespaces(Namespaces(user, pid, net, inner))
         if self.settings.network == "user" and self.settings.network_tool is not None:
-            self.network = network.start(
-                self.settings.network_tool, self.anchor_pid, self.namespaces.network
-            )
+            try:
+                self.network = network.start(self.settings.network_tool, self.anchor_pid, net, user)
+            except network.NetworkUnavailable as error:
+                raise IsolationUnavailable(str(error)) from None
 
     def _credentials(self) -> dict[str, Any]:
         """Popen options that leave a root server's supplementary groups behind."""

@@ -25,7 +25,11 @@ class NetworkUnavailable(RuntimeError):
 
 
 def find_tool() -> str | None:
-    """The first user-mode networking tool on this host, or None."""
+    """The tool `SANDBOX_KERNEL_NETWORK_TOOL` names (slirp4netns or pasta, or a path to
+    one), else the first of them on this host, or None."""
+    chosen = os.environ.get("SANDBOX_KERNEL_NETWORK_TOOL")
+    if chosen:
+        return shutil.which(chosen)
     for name in TOOLS:
         path = shutil.which(name)
         if path is not None:
@@ -50,14 +54,20 @@ class UserNetwork:
             self.process.wait(timeout=5)
 
 
-def start(tool: str, anchor_pid: int, netns_fd: int) -> UserNetwork:
-    """Give the network namespace on `netns_fd` (of the anchor `anchor_pid`) an interface
-    with a default route, and wait until it is up."""
+def start(tool: str, anchor_pid: int, netns_fd: int, userns_fd: int) -> UserNetwork:
+    """Give the network namespace on `netns_fd` (of the anchor `anchor_pid`, owned by the
+    user namespace on `userns_fd`) an interface with a default route; wait until it is up.
+
+    pasta joins the namespaces by fd, which it can open only as the server's own user (it
+    would otherwise become nobody first), and drops its capabilities once inside them."""
     netns = f"/proc/self/fd/{netns_fd}"
     if os.path.basename(tool) == "pasta":
         argv = [tool, "--config-net", "--no-map-gw", "--foreground", "--quiet"]
-        argv += ["--dns-forward", "10.0.2.3", "--netns", netns]
-        process = subprocess.Popen(argv, pass_fds=(netns_fd,), **_quiet())
+        # No port forwarded either way: pasta would map the host's loopback ports by default.
+        argv += ["-t", "none", "-u", "none", "-T", "none", "-U", "none"]
+        argv += ["--runas", str(os.geteuid()), "--dns-forward", "10.0.2.3"]
+        argv += ["--userns", f"/proc/self/fd/{userns_fd}", "--netns", netns]
+        process = subprocess.Popen(argv, pass_fds=(netns_fd, userns_fd), **_quiet())
         network = UserNetwork(process, None)
     else:
         exit_reader, exit_writer = os.pipe()
