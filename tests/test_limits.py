@@ -164,3 +164,33 @@ def test_an_upload_of_101_mb_is_refused_and_leaves_no_file(sandbox, server, tmp_
     assert missing.value.status == 404
     staging = server.root / sandbox.sandbox_id / "staging"
     assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_caps_on_contexts_and_sandboxes_answer_429_and_lose_nothing(tmp_path):
+    capped = start_server(tmp_path, "--max-contexts", "2", "--max-sandboxes", "1", "--spares", "0")
+    try:
+        with CodeInterpreterSandbox.create(endpoint=capped.url, token=capped.token) as sandbox:
+            first = sandbox.context.create()
+            sandbox.context.create()
+            with pytest.raises(SandboxError) as refused:
+                sandbox.context.create()
+            assert (refused.value.status, refused.value.code) == (429, "LIMIT_EXCEEDED")
+            assert "--max-contexts" in refused.value.message
+            assert first.execute("print(1)")["results"][0]["text"] == "1\n"
+            with pytest.raises(SandboxError) as refused:
+                CodeInterpreterSandbox.create(endpoint=capped.url, token=capped.token)
+            assert refused.value.status == 429 and "--max-sandboxes" in refused.value.message
+            sandbox.delete()
+        with CodeInterpreterSandbox.create(endpoint=capped.url, token=capped.token) as again:
+            again.delete()
+    finally:
+        capped.stop()
+
+
+def test_health_reports_the_sandbox_disk_use(limited_sandbox):
+    before = limited_sandbox.check_health()["diskUsageBytes"]
+    limited_sandbox.process.cmd("head -c 3000000 /dev/zero > big.bin", "/home/user")
+    deadline = time.monotonic() + 15  # the figure is measured at most every 5 s
+    while limited_sandbox.check_health()["diskUsageBytes"] - before < 3_000_000:
+        assert time.monotonic() < deadline, "the new file never showed in diskUsageBytes"
+        time.sleep(0.5)
