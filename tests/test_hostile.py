@@ -327,6 +327,12 @@ def test_unisolated_only_when_asked_by_name_and_then_said_plainly(tmp_path):
         headers = {"X-API-Key": running.token}
         health = httpx.get(f"{running.url}/health", headers=headers, timeout=10).json()
         assert health["isolation"] == "none" and "NOT isolated" in health["warning"]
+        with CodeInterpreterSandbox.create(endpoint=running.url, token=running.token) as bare:
+            # As the README says: unisolated code sees host paths.
+            home = tmp_path / bare.sandbox_id / "fs" / "home" / "user"
+            shown = run(bare, "import os, tempfile; print(os.getcwd(), os.environ['HOME'])")
+            assert shown.split() == [str(home), str(home)]
+            bare.delete()
         kernel = RunningKernel(server_environment(running, tmp_path))
         try:
             kernel.stdout("1")
