@@ -331,7 +331,8 @@ def enter_argv(
     for name in generated:
         argv += ["--ro-bind", str(settings.runtime / "etc" / name), f"/etc/{name}"]
     argv += ["--remount-ro", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]
-    argv += _parent_directories([path for _, path in binds], "/run")
+    tmpfs_top = "/" + settings.runtime.parts[1]  # /run or /dev: fresh in every sandbox
+    argv += _parent_directories([path for _, path in binds], tmpfs_top)
     for mode, path in binds:
         argv += ["--ro-bind" if mode == "ro" else "--bind", str(path), str(path)]
     argv += ["--seccomp", str(SECCOMP_FD), "--clearenv"]

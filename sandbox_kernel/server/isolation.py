@@ -86,13 +86,14 @@ def configure(
     )
     if mode == "none":
         with contextlib.suppress(IsolationUnavailable):
-            basic = replace(basic, runtime=_runtime_directory())
+            basic = replace(basic, runtime=_runtime_directory(isolated=False))
         if max_processes and "pids" not in limited:
             log.warning("no writable pids cgroup: --max-processes is not enforced")
         log.warning("sandboxes run UNISOLATED (--isolation none): cells run on this host")
         return basic
     try:
-        return _bubblewrap(replace(basic, runtime=_runtime_directory()), network_mode, host_id)
+        runtime = _runtime_directory(isolated=True)
+        return _bubblewrap(replace(basic, runtime=runtime), network_mode, host_id)
     except IsolationUnavailable as error:
         release(basic)
         raise IsolationUnavailable(
@@ -228,16 +229,19 @@ def release(settings: IsolationSettings) -> None:
     release_limits(settings.cgroup_limits)
 
 
-def _runtime_directory() -> Path:
+def _runtime_directory(*, isolated: bool) -> Path:
     """A private, short directory for ipc sockets, connection files and generated /etc.
 
-    Under /run when possible: each sandbox mounts a fresh tmpfs on /run, so binding a
-    directory there leaves no trace in the sandbox's own tree.
+    Isolated, only under /run or /dev/shm: a sandbox gets a fresh tmpfs at both, so the
+    directories bwrap makes there to bind this one are never the sandbox's own (a sandbox
+    that owns a mount point's parent, as it owns /tmp, could point it elsewhere with a link).
     """
     candidates = [Path("/run/sandbox-kernel")] if os.geteuid() == 0 else []
     if os.environ.get("XDG_RUNTIME_DIR", "").startswith("/run/"):
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "sandbox-kernel")
-    candidates.append(Path(tempfile.gettempdir()) / f"sandbox-kernel-{os.getuid()}")
+    candidates.append(Path("/dev/shm") / f"sandbox-kernel-{os.getuid()}")
+    if not isolated:
+        candidates.append(Path(tempfile.gettempdir()) / f"sandbox-kernel-{os.getuid()}")
     for base in candidates:
         if len(f"{base}/{os.getpid()}-12345678") > MAX_RUNTIME_PATH:
             continue
@@ -252,4 +256,6 @@ def _runtime_directory() -> Path:
             return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
         except OSError:
             continue
-    raise IsolationUnavailable("no private runtime directory with a short enough path")
+    raise IsolationUnavailable(
+        "no private runtime directory under /run or /dev/shm with a short enough path"
+    )
