@@ -127,15 +127,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running.stop()
 
 
-@pytest.fixture
-def sandbox(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
-    """A fresh sandbox on the session's server, deleted afterwards."""
+def sandbox_on(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
+    """A new sandbox on `server`, deleted when the generator ends."""
     created = CodeInterpreterSandbox.create(endpoint=server.url, token=server.token)
     yield created
     try:
         created.delete()
     finally:
         created.close()
+
+
+@pytest.fixture
+def sandbox(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
+    """A fresh sandbox on the session's server, deleted afterwards."""
+    yield from sandbox_on(server)
+
+
+@pytest.fixture(scope="module")
+def module_sandbox(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
+    """One sandbox of the session's (isolated) server for a whole module."""
+    assert server.isolation == "bwrap", "the server refuses to start unisolated by default"
+    yield from sandbox_on(server)
 
 
 @pytest.fixture

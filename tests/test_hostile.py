@@ -34,15 +34,9 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the server must run a
 
 
 @pytest.fixture(scope="module")
-def cell(server: RunningServer) -> Iterator[CodeInterpreterSandbox]:
+def cell(module_sandbox: CodeInterpreterSandbox) -> CodeInterpreterSandbox:
     """One sandbox of the session's (isolated, root) server, for the module's attacks."""
-    assert server.isolation == "bwrap"
-    sandbox = CodeInterpreterSandbox.create(endpoint=server.url, token=server.token)
-    yield sandbox
-    try:
-        sandbox.delete()
-    finally:
-        sandbox.close()
+    return module_sandbox
 
 
 def host_path(server: RunningServer, sandbox: CodeInterpreterSandbox, path: str) -> Path:
