@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cgroups import CgroupLimit
+from .environments import SANDBOX_VENV
 from .paths import HOME
 
 SANDBOX_UID = SANDBOX_GID = 1000
@@ -230,8 +231,8 @@ def _setup_capabilities() -> list[str]:
 
 def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
     """The whole environment of an isolated process: nothing leaks in from the server's."""
-    search = [str(Path(settings.python).parent), "/usr/local/sbin", "/usr/local/bin"]
-    search += ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    search = [f"{SANDBOX_VENV}/bin", str(Path(settings.python).parent)]
+    search += ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
     return {
         "HOME": HOME,
         "USER": "user",
@@ -239,6 +240,8 @@ def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
         "SHELL": "/bin/sh",
         "PATH": ":".join(dict.fromkeys(search)),
         "LANG": "C.UTF-8",
+        "VIRTUAL_ENV": SANDBOX_VENV,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
 
 

@@ -50,6 +50,7 @@ from .confinement import (
     mount_points,
     network_prefix,
 )
+from .environments import SANDBOX_PYTHON, setup_command
 from .interpreters import KERNEL_APP, KERNEL_APP_FILE
 from .paths import make_directories
 
@@ -247,6 +248,7 @@ class BubblewrapLauncher(Launcher):
         self._cut_lifeline()
         try:
             self._start_anchor()
+            self._make_environment()
         except BaseException:
             self._stop_anchor()
             raise
@@ -303,6 +305,20 @@ class BubblewrapLauncher(Launcher):
                 self.network = network.start(self.settings.network_tool, self.anchor_pid, net, user)
             except network.NetworkUnavailable as error:
                 raise IsolationUnavailable(str(error)) from None
+
+    def _make_environment(self) -> None:
+        """Make the sandbox's own Python environment (environments.py), as its user."""
+        argv = self.argv(setup_command(self.settings.python), "/")
+        finished = subprocess.run(
+            argv, capture_output=True, timeout=ANCHOR_START_SECONDS, **self.popen_options(self.root)
+        )
+        if finished.returncode != 0:
+            lines = finished.stderr.decode("utf-8", "replace").strip().splitlines()
+            log.warning(
+                "sandbox %s: no environment of its own (%s); pip installs will fail",
+                self.sandbox_id,
+                lines[-1] if lines else f"exit code {finished.returncode}",
+            )
 
     def _credentials(self) -> dict[str, Any]:
         """Popen options that leave a root server's supplementary groups behind."""
@@ -367,6 +383,8 @@ class BubblewrapLauncher(Launcher):
         """A kernel that cannot use ipc runs behind the bridge (kernel_bridge.py), which
         listens on the ipc sockets and shares the kernel's network namespace."""
         command = super().kernel_command(command, speaks_ipc=speaks_ipc)
+        if command[:1] == [self.settings.python]:
+            command = [SANDBOX_PYTHON, *command[1:]]  # the sandbox's own environment
         if speaks_ipc:
             return command
         bridge = [self.settings.python, "-I", "-S", "-c", kernel_bridge_source()]
