@@ -176,6 +176,10 @@ def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
     print(f"isolation:  {info['isolation']}")
     if info["isolation"] == "none":
         print("warning:    NOT isolated: cells run on the server's machine, as its user")
+    if info.get("network"):
+        print(f"network:    {info['network']}")
+    if info.get("egress"):
+        print(f"egress:     {', '.join(info['egress'])} (through the sandbox's proxy)")
     if info["failure"]:
         print(f"error:      {info['failure']}")
 

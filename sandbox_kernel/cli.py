@@ -34,6 +34,16 @@ def count(text: str) -> int:
     return value
 
 
+def egress_rule(text: str) -> str:
+    """An argparse type for --allow-egress: HOST, HOST:PORT, [IPV6] or [IPV6]:PORT."""
+    from .server.egress import Rule
+
+    try:
+        return str(Rule.parse(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def default_root() -> Path:
     return Path(user_data_dir("sandbox-kernel")) / "sandboxes"
 
@@ -83,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="what sandboxes may reach: none (default); user, or --network alone: egress "
         "through user-mode networking (slirp4netns or pasta), with this host's loopback and "
         "this server out of reach; host: this host's own network, loopback included (unsafe)",
+    )
+    serve.add_argument(
+        "--allow-egress",
+        action="append",
+        default=[],
+        type=egress_rule,
+        metavar="HOST[:PORT]",
+        help="let sandboxes reach HOST (on PORT, or any port) through an HTTP proxy that the "
+        "server runs, named by HTTP_PROXY and HTTPS_PROXY in the sandbox; repeatable; "
+        "everything else is refused and logged",
     )
     serve.add_argument(
         "--memory-mb",
@@ -242,7 +262,7 @@ def run_serve(options: argparse.Namespace) -> int:
             "who can reach it and has the token can run code here",
             file=sys.stderr,
         )
-    if options.isolation == "none" and options.network != "none":
+    if options.isolation == "none" and (options.network != "none" or options.allow_egress):
         print(
             "sandbox-kernel serve: --network needs isolation (unisolated code already has "
             "this host's network)",
@@ -253,6 +273,7 @@ def run_serve(options: argparse.Namespace) -> int:
         confinement = configure(
             options.isolation,
             network_mode=options.network,
+            egress=tuple(options.allow_egress),
             memory_mb=options.memory_mb or None,
             max_processes=options.max_processes or None,
             host_id=options.sandbox_uid,

@@ -250,6 +250,8 @@ class SandboxSession:
             "sandbox_id": self.sandbox_id,
             "context_id": self.context_id,
             "isolation": self.isolation,
+            "network": self.health.get("network"),
+            "egress": self.health.get("egress"),
             "server": self.health.get("server", "AgentRun") if self.health else "(not known yet)",
             "created_sandbox": self.created_sandbox,
         }

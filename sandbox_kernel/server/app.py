@@ -114,7 +114,11 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def isolation_report(confinement: IsolationSettings) -> dict[str, Any]:
     """What `health` says of isolation: the mode, the network, and plainly when code runs
     on the host."""
-    report: dict[str, Any] = {"isolation": confinement.mode, "network": confinement.network}
+    report: dict[str, Any] = {
+        "isolation": confinement.mode,
+        "network": confinement.network,
+        "egress": list(confinement.egress),
+    }
     if confinement.mode == "none":
         report["warning"] = UNISOLATED_WARNING
     return report

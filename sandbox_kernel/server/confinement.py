@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cgroups import CgroupLimit
+from .egress import PROXY_URL
 from .environments import SANDBOX_VENV
 from .paths import HOME
 
@@ -154,6 +155,8 @@ class IsolationSettings:
     system_directories: tuple[str, ...] = ()
     interpreter_directories: tuple[str, ...] = ()
     """Other interpreters' directories outside those above (Deno in a user install)."""
+    egress: tuple[str, ...] = ()
+    """Destinations (HOST[:PORT]) sandbox code may reach through the egress proxy."""
     host_ids: tuple[int, int] | None = None
     """Host uid and gid that sandbox uid 1000 maps onto when the server is root; None when
     it is the server's own (an unprivileged server)."""
@@ -233,7 +236,7 @@ def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
     """The whole environment of an isolated process: nothing leaks in from the server's."""
     search = [f"{SANDBOX_VENV}/bin", str(Path(settings.python).parent)]
     search += ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    return {
+    environment = {
         "HOME": HOME,
         "USER": "user",
         "LOGNAME": "user",
@@ -243,6 +246,10 @@ def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
         "VIRTUAL_ENV": SANDBOX_VENV,
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
+    if settings.egress:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            environment[name] = PROXY_URL
+    return environment
 
 
 def anchor_argv(

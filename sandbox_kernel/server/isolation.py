@@ -60,6 +60,7 @@ def configure(
     mode: str,
     *,
     network_mode: str = "none",
+    egress: tuple[str, ...] = (),
     memory_mb: int | None = None,
     max_processes: int | None = None,
     host_id: int,
@@ -93,7 +94,7 @@ def configure(
         return basic
     try:
         runtime = _runtime_directory(isolated=True)
-        return _bubblewrap(replace(basic, runtime=runtime), network_mode, host_id)
+        return _bubblewrap(replace(basic, runtime=runtime, egress=egress), network_mode, host_id)
     except IsolationUnavailable as error:
         release(basic)
         raise IsolationUnavailable(
@@ -128,6 +129,8 @@ def _bubblewrap(basic: IsolationSettings, network_mode: str, host_id: int) -> Is
     tools = {name: shutil.which(name) for name in ("setpriv", "nsenter")}
     if as_root and None in tools.values():
         raise IsolationUnavailable("setpriv and nsenter (util-linux) are needed as root")
+    if basic.egress and not as_root:
+        raise IsolationUnavailable("--allow-egress needs the server to run as root")
     tool = None
     if network_mode == "user":
         if not as_root:

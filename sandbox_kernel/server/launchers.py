@@ -50,6 +50,7 @@ from .confinement import (
     mount_points,
     network_prefix,
 )
+from .egress import EgressProxy, Rule
 from .environments import SANDBOX_PYTHON, setup_command
 from .interpreters import KERNEL_APP, KERNEL_APP_FILE
 from .paths import make_directories
@@ -210,6 +211,7 @@ class BubblewrapLauncher(Launcher):
         self.pid_namespace = ""
         self.namespaces: Namespaces | None = None
         self.network: network.UserNetwork | None = None
+        self.proxy: EgressProxy | None = None
         self._starting = asyncio.Lock()
 
     @property
@@ -235,6 +237,20 @@ class BubblewrapLauncher(Launcher):
         async with self._starting:
             if not self.anchor_alive():
                 await asyncio.to_thread(self.start_anchor)
+                await self._start_proxy()
+
+    async def _start_proxy(self) -> None:
+        """The egress proxy on the sandbox's own loopback, when an allow-list is set (a root
+        server's sandboxes, whose processes share one network namespace)."""
+        if not self.settings.egress or self.namespaces is None:
+            return
+        rules = tuple(Rule.parse(rule) for rule in self.settings.egress)
+        self.proxy = EgressProxy(rules, self.sandbox_id)
+        try:
+            await self.proxy.start(self.namespaces.network)
+        except OSError as error:
+            await asyncio.to_thread(self._stop_anchor)
+            raise IsolationUnavailable(f"the egress proxy cannot listen: {error}") from None
 
     def anchor_alive(self) -> bool:
         return self.anchor is not None and self.anchor.poll() is None
@@ -469,6 +485,9 @@ class BubblewrapLauncher(Launcher):
         """End the anchor and its helpers; the kernel then kills every process left in the
         sandbox's pid namespace."""
         self._cut_lifeline()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
         if self.network is not None:
             self.network.stop()
             self.network = None
