@@ -48,6 +48,10 @@ def default_root() -> Path:
     return Path(user_data_dir("sandbox-kernel")) / "sandboxes"
 
 
+def default_templates() -> Path:
+    return Path(user_data_dir("sandbox-kernel")) / "templates"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandbox-kernel",
@@ -152,8 +156,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="sandboxes kept ready with a Python context started, so a kernel starts without "
         "waiting for one; 0 = none (default: %(default)s)",
     )
+    serve.add_argument(
+        "--templates",
+        type=Path,
+        default=None,
+        help=f"directory of the templates sandboxes may name (default: {default_templates()})",
+    )
     serve.add_argument("--state-file", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+
+    template = commands.add_parser(
+        "template",
+        help="manage templates: Python environments that sandboxes run on",
+        description="A sandbox created with templateName=NAME (c.SandboxKernel.template) runs "
+        "its interpreters on template NAME: its packages, read-only, over the server's own.",
+    )
+    template.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help=f"templates directory, as the server's --templates (default: {default_templates()})",
+    )
+    template_commands = template.add_subparsers(dest="template_command", required=True)
+    add = template_commands.add_parser("add", help="build a template")
+    add.add_argument("name", metavar="NAME")
+    source = add.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--requirements", type=Path, metavar="FILE", help="install FILE's requirements with pip"
+    )
+    source.add_argument(
+        "--python",
+        type=Path,
+        metavar="PREFIX",
+        help="use the existing environment at PREFIX (same Python version as the server)",
+    )
+    template_commands.add_parser("ls", help="list the templates")
+    remove = template_commands.add_parser("rm", help="remove a template")
+    remove.add_argument("name", metavar="NAME")
 
     install = commands.add_parser(
         "install",
@@ -244,6 +283,29 @@ def run_install(parser: argparse.ArgumentParser, options: argparse.Namespace) ->
     return 0
 
 
+def run_template(options: argparse.Namespace) -> int:
+    from .server.templates import TemplateError, TemplateStore
+
+    store = TemplateStore((options.dir or default_templates()).expanduser())
+    try:
+        if options.template_command == "add":
+            if options.requirements is not None:
+                made = store.add_from_requirements(options.name, options.requirements)
+            else:
+                made = store.add_from_prefix(options.name, options.python)
+            print(f"Template {made.name}: {made.site_packages}")
+        elif options.template_command == "rm":
+            store.remove(options.name)
+            print(f"Removed template {options.name}")
+        else:
+            for found in store.list():
+                print(f"{found.name}\t{found.prefix}\t{found.created_at}")
+    except TemplateError as error:
+        print(f"sandbox-kernel template: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_serve(options: argparse.Namespace) -> int:
     from .server import EXTENSIONS, ServerSettings
     from .server.isolation import IsolationUnavailable, configure, release
@@ -299,6 +361,7 @@ def run_serve(options: argparse.Namespace) -> int:
         spare_sandboxes=options.spares,
         max_sandboxes=options.max_sandboxes or None,
         max_contexts=options.max_contexts or None,
+        templates=(options.templates or default_templates()).expanduser(),
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))
@@ -329,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_serve(options)
     if options.command == "install":
         return run_install(parser, options)
+    if options.command == "template":
+        return run_template(options)
     if options.command == "demo":
         from .demo import run
 

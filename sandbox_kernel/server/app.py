@@ -30,6 +30,7 @@ from .errors import ApiError, InvalidRequest, PayloadTooLarge, Unauthorized, cod
 from .isolation import IsolationSettings
 from .paths import HOME, normalize
 from .sandboxes import Sandbox, SandboxRegistry
+from .templates import TemplateStore
 from .uploads import UploadReceiver
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class ServerSettings:
     """Running sandboxes the server holds at once (None: no limit)."""
     max_contexts: int | None = None
     """Contexts one sandbox holds at once (None: no limit)."""
+    templates: Path | None = None
+    """The directory of the templates (`sandbox-kernel template`) sandboxes may name."""
 
     @property
     def isolation(self) -> str:
@@ -257,6 +260,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         settings.spare_sandboxes,
         max_sandboxes=settings.max_sandboxes,
         max_contexts=settings.max_contexts,
+        templates=None if settings.templates is None else TemplateStore(settings.templates),
     )
 
     @asynccontextmanager
@@ -345,6 +349,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             **isolation_report(settings.confinement),
             "sandboxes": len(registry.sandboxes),
             "spareSandboxes": registry.spares.ready,
+            "templates": [] if registry.templates is None else registry.templates.names(),
         }
 
     @app.post("/sandboxes")
@@ -378,6 +383,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             "extensions": list(settings.extensions),
             "languages": sandbox.contexts.specs.available(),
             "diskUsageBytes": await sandbox.disk_usage(),
+            "template": None if sandbox.template is None else sandbox.template.name,
         }
 
     # ---- contexts

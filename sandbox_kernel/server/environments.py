@@ -48,8 +48,9 @@ def site_packages_of(prefix: str) -> str:
     return f"{prefix}/lib/{version}/site-packages"
 
 
-def setup_command(python: str) -> list[str]:
-    """The command that makes the sandbox's environment (if missing), run in the sandbox."""
+def setup_command(python: str, layers: tuple[str, ...] = ()) -> list[str]:
+    """The command that makes the sandbox's environment (if missing), run in the sandbox;
+    `layers` are site-packages directories (a template's) above the server's own."""
     executable = os.path.realpath(sys.executable)
     version = ".".join(map(str, sys.version_info[:3]))
     return [
@@ -63,5 +64,6 @@ def setup_command(python: str) -> list[str]:
         os.path.join(sys.base_prefix, "bin"),
         executable,
         version,
+        *layers,
         *site.getsitepackages(),
     ]

@@ -31,7 +31,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from .egress import EgressProxy, Rule
 from .environments import SANDBOX_PYTHON, setup_command
 from .interpreters import KERNEL_APP, KERNEL_APP_FILE
 from .paths import make_directories
+from .templates import Template
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,18 @@ class BubblewrapLauncher(Launcher):
     # SIGINT to bwrap would end the sandboxed kernel; an interrupt_request interrupts it.
     interrupt_mode = "message"
 
-    def __init__(self, settings: IsolationSettings, root: Path, sandbox_id: str) -> None:
+    def __init__(
+        self,
+        settings: IsolationSettings,
+        root: Path,
+        sandbox_id: str,
+        template: Template | None = None,
+    ) -> None:
+        if template is not None:
+            extra = (*settings.interpreter_directories, template.prefix)
+            settings = replace(settings, interpreter_directories=extra)
         super().__init__(settings, root, sandbox_id)
+        self.layers = () if template is None else (template.site_packages,)
         self.anchor: subprocess.Popen | None = None
         self.lifeline: int | None = None  # write end of the anchor's pipe; closing it ends it
         self.anchor_pid = 0  # host pid of the anchor's pid 1
@@ -324,7 +335,7 @@ class BubblewrapLauncher(Launcher):
 
     def _make_environment(self) -> None:
         """Make the sandbox's own Python environment (environments.py), as its user."""
-        argv = self.argv(setup_command(self.settings.python), "/")
+        argv = self.argv(setup_command(self.settings.python, self.layers), "/")
         finished = subprocess.run(
             argv, capture_output=True, timeout=ANCHOR_START_SECONDS, **self.popen_options(self.root)
         )
@@ -544,7 +555,10 @@ def _namespace_pid(host_pid: int) -> int:
     raise ValueError(f"no NSpid for {host_pid}")
 
 
-def launcher_for(settings: IsolationSettings, root: Path, sandbox_id: str) -> Launcher:
-    """The launcher of one sandbox under these settings."""
-    cls = Launcher if settings.bwrap is None else BubblewrapLauncher
-    return cls(settings, root, sandbox_id)
+def launcher_for(
+    settings: IsolationSettings, root: Path, sandbox_id: str, template: Template | None = None
+) -> Launcher:
+    """The launcher of one sandbox under these settings (and of its template, isolated)."""
+    if settings.bwrap is None:
+        return Launcher(settings, root, sandbox_id)
+    return BubblewrapLauncher(settings, root, sandbox_id, template)

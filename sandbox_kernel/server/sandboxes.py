@@ -21,6 +21,7 @@ from .isolation import IsolationSettings, launcher_for, mounted_directories, rel
 from .paths import HOME, make_directories
 from .processes import ProcessTable
 from .spares import SparePool
+from .templates import Template, TemplateStore
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,12 @@ class Sandbox:
         record: dict[str, Any],
         isolation: IsolationSettings,
         max_contexts: int | None = None,
+        template: Template | None = None,
     ) -> None:
         self.directory = directory
         self.record = record
         self.id: str = record["sandboxId"]
+        self.template = template
         root = directory / "fs"
         root.mkdir(mode=0o755, parents=True, exist_ok=True)
         for relative in SKELETON:
@@ -58,7 +61,7 @@ class Sandbox:
         if isolation.host_ids is not None:
             _hand_over(root, isolation.host_ids)
         self.files = FileStore(root, directory / "staging", mounted_directories(isolation))
-        self.launcher = launcher_for(isolation, self.files.paths.root, self.id)
+        self.launcher = launcher_for(isolation, self.files.paths.root, self.id, template)
         self.processes = ProcessTable(self.launcher)
         self.contexts = ContextPool(self.files.paths, self.launcher, max_contexts)
         self.last_active = time.monotonic()
@@ -150,9 +153,11 @@ class SandboxRegistry:
         *,
         max_sandboxes: int | None = None,
         max_contexts: int | None = None,
+        templates: TemplateStore | None = None,
     ) -> None:
         self.root = root
         self.isolation = isolation or IsolationSettings()
+        self.templates = templates
         self.max_sandboxes = max_sandboxes
         self.max_contexts = max_contexts
         self.root.mkdir(parents=True, exist_ok=True)
@@ -169,7 +174,7 @@ class SandboxRegistry:
                 if record.get(SPARE):
                     shutil.rmtree(record_file.parent, ignore_errors=True)
                     continue
-                sandbox = Sandbox(record_file.parent, record, self.isolation, self.max_contexts)
+                sandbox = self._sandbox(record_file.parent, record)
             except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
                 continue
@@ -185,7 +190,9 @@ class SandboxRegistry:
                 f"this server already runs {running} sandboxes, its limit (--max-sandboxes); "
                 "stop or delete one first"
             )
-        spare = None if sandbox_id is not None else await self.spares.take()
+        # A spare runs on the server's environment: a template's sandbox starts fresh.
+        template = self._template(template_name)
+        spare = None if sandbox_id or template else await self.spares.take()
         if spare is None:
             sandbox = self._new(template_name, idle_timeout, sandbox_id)
         else:
@@ -230,9 +237,16 @@ class SandboxRegistry:
         }
         directory = self.root / sandbox_id
         directory.mkdir(parents=True)
-        sandbox = Sandbox(directory, record, self.isolation, self.max_contexts)
+        sandbox = self._sandbox(directory, record)
         sandbox.save()
         return sandbox
+
+    def _template(self, name: str) -> Template | None:
+        return None if self.templates is None else self.templates.get(name)
+
+    def _sandbox(self, directory: Path, record: dict[str, Any]) -> Sandbox:
+        template = self._template(record["templateName"])
+        return Sandbox(directory, record, self.isolation, self.max_contexts, template)
 
     async def _make_spare(self) -> Sandbox:
         sandbox = self._new("default", None, None, **{SPARE: True})
