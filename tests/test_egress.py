@@ -14,7 +14,7 @@ from conftest import RunningServer, run, start_server
 from test_kernel import RunningKernel, server_environment
 from test_packages import build_wheel, outputs
 
-from sandbox_kernel import CodeInterpreterSandbox
+from sandbox_kernel import CodeInterpreterSandbox, SandboxError
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -130,3 +130,41 @@ def test_status_shows_the_allowed_destinations(egress_server, package_index, tmp
         assert kernel.status()["egress"].startswith(f"127.0.0.1:{package_index}")
     finally:
         kernel.shutdown()
+
+
+def test_a_sandbox_gets_the_environment_and_egress_its_creator_chose(
+    server, package_index, other_port
+):
+    with CodeInterpreterSandbox.create(
+        endpoint=server.url,
+        token=server.token,
+        env={"GREETING": "hi"},
+        allow_egress=[f"127.0.0.1:{package_index}"],
+    ) as sandbox:
+        shown = run(sandbox, "import os; print(os.environ.get('GREETING'), 'PATH' in os.environ)")
+        assert shown == "hi True\n"
+        command = sandbox.process.cmd("echo $GREETING", "/home/user")["result"]
+        assert command["stdout"] == "hi\n", "every process of the sandbox has it"
+        assert "SANDBOX_KERNEL_TOKEN" not in run(sandbox, "import os; print(dict(os.environ))")
+        fetch = (
+            "import urllib.request, urllib.error\n"
+            "for port in (ALLOWED, OTHER):\n"
+            "    try:\n"
+            "        print(urllib.request.urlopen(f'http://127.0.0.1:{port}/simple/greeting/',"
+            " timeout=10).status)\n"
+            "    except urllib.error.HTTPError as error:\n"
+            "        print(error.code)\n"
+        )
+        fetch = fetch.replace("ALLOWED", str(package_index)).replace("OTHER", str(other_port))
+        assert run(sandbox, fetch).split() == ["200", "403"]
+        sandbox.delete()
+
+
+def test_bad_choices_are_refused_with_a_reason(server):
+    for choices, reason in (
+        ({"env": {"1BAD": "x"}}, "not a variable name"),
+        ({"allow_egress": ["http://a b"]}, "allowEgress"),
+    ):
+        with pytest.raises(SandboxError) as refused:
+            CodeInterpreterSandbox.create(endpoint=server.url, token=server.token, **choices)
+        assert refused.value.status == 400 and reason in refused.value.message

@@ -103,8 +103,20 @@ def _without_none(**fields: Any) -> dict[str, Any]:
 # Sandboxes
 
 
-def create_sandbox(template_name: str, idle_timeout: int | None = 600) -> Call:
-    body = {"templateName": template_name, "sandboxIdleTimeoutSeconds": idle_timeout}
+def create_sandbox(
+    template_name: str,
+    idle_timeout: int | None = 600,
+    env: dict[str, str] | None = None,
+    allow_egress: list[str] | None = None,
+) -> Call:
+    body: dict[str, Any] = {
+        "templateName": template_name,
+        "sandboxIdleTimeoutSeconds": idle_timeout,
+    }
+    if env:
+        body["env"] = env  # [ext] the embedded server's; the cloud is never sent it unasked
+    if allow_egress:
+        body["allowEgress"] = allow_egress
     return Call("POST", "/sandboxes", json=body, reply=_new_sandbox)
 
 

@@ -46,11 +46,16 @@ class CodeInterpreterSandbox:
         endpoint: str | None = None,
         token: str | None = None,
         idle_timeout: int = 600,
+        *,
+        env: dict[str, str] | None = None,
+        allow_egress: list[str] | None = None,
     ) -> CodeInterpreterSandbox:
-        """Create a sandbox from a template and wait until it is ready."""
+        """Create a sandbox from a template and wait until it is ready. The embedded server
+        also takes `env`, variables for every process of the sandbox, and `allow_egress`,
+        destinations (HOST[:PORT]) its egress proxy may reach."""
         data_api = DataClient(ClientSettings.resolve(endpoint, token))
         try:
-            call = endpoints.create_sandbox(template_name, idle_timeout)
+            call = endpoints.create_sandbox(template_name, idle_timeout, env, allow_egress)
             sandbox = cls._created(data_api.send(call), data_api)
         except BaseException:
             data_api.close()
@@ -71,12 +76,17 @@ class CodeInterpreterSandbox:
         endpoint: str | None = None,
         token: str | None = None,
         idle_timeout: int = 600,
+        *,
+        env: dict[str, str] | None = None,
+        allow_egress: list[str] | None = None,
     ) -> CodeInterpreterSandbox:
-        """Create a sandbox from a template and wait until it is ready."""
+        """Create a sandbox from a template and wait until it is ready. The embedded server
+        also takes `env`, variables for every process of the sandbox, and `allow_egress`,
+        destinations (HOST[:PORT]) its egress proxy may reach."""
         settings = await asyncio.to_thread(ClientSettings.resolve, endpoint, token)
         data_api = DataClient(settings)
         try:
-            call = endpoints.create_sandbox(template_name, idle_timeout)
+            call = endpoints.create_sandbox(template_name, idle_timeout, env, allow_egress)
             sandbox = cls._created(await data_api.send_async(call), data_api)
         except BaseException:
             await data_api.aclose()

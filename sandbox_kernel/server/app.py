@@ -184,6 +184,8 @@ class CreateSandbox(Body):
     template_name: str = Field(alias="templateName", min_length=1)
     idle_timeout: int | None = Field(default=600, alias="sandboxIdleTimeoutSeconds")
     sandbox_id: str | None = Field(default=None, alias="sandboxId")
+    env: dict[str, str] | None = None
+    allow_egress: list[str] | None = Field(default=None, alias="allowEgress")
 
 
 class CreateContext(Body):
@@ -354,7 +356,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.post("/sandboxes")
     async def create_sandbox(body: CreateSandbox) -> dict[str, Any]:
-        sandbox = await registry.create(body.template_name, body.idle_timeout, body.sandbox_id)
+        sandbox = await registry.create(
+            body.template_name, body.idle_timeout, body.sandbox_id, body.env, body.allow_egress
+        )
         return success(sandbox)
 
     @app.get("/sandboxes/{sandbox_id}")

@@ -157,6 +157,8 @@ class IsolationSettings:
     """Other interpreters' directories outside those above (Deno in a user install)."""
     egress: tuple[str, ...] = ()
     """Destinations (HOST[:PORT]) sandbox code may reach through the egress proxy."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """Variables the sandbox's creator chose, set in every process of the sandbox."""
     host_ids: tuple[int, int] | None = None
     """Host uid and gid that sandbox uid 1000 maps onto when the server is root; None when
     it is the server's own (an unprivileged server)."""
@@ -249,6 +251,7 @@ def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
     if settings.egress:
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             environment[name] = PROXY_URL
+    environment.update(settings.environment)
     return environment
 
 

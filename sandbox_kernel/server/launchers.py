@@ -556,9 +556,30 @@ def _namespace_pid(host_pid: int) -> int:
 
 
 def launcher_for(
-    settings: IsolationSettings, root: Path, sandbox_id: str, template: Template | None = None
+    settings: IsolationSettings,
+    root: Path,
+    sandbox_id: str,
+    template: Template | None = None,
+    choices: SandboxChoices | None = None,
 ) -> Launcher:
-    """The launcher of one sandbox under these settings (and of its template, isolated)."""
+    """The launcher of one sandbox under these settings, with what its creator chose (and
+    its template, isolated)."""
+    if choices is not None:
+        settings = replace(
+            settings,
+            egress=(*settings.egress, *choices.egress),
+            environment=tuple(choices.environment.items()),
+        )
     if settings.bwrap is None:
-        return Launcher(settings, root, sandbox_id)
+        launcher = Launcher(settings, root, sandbox_id)
+        launcher.environment.update(settings.environment)
+        return launcher
     return BubblewrapLauncher(settings, root, sandbox_id, template)
+
+
+@dataclass(frozen=True)
+class SandboxChoices:
+    """What the creator of one sandbox chose for its processes (`POST /sandboxes`)."""
+
+    environment: dict[str, str]
+    egress: tuple[str, ...] = ()

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .contexts import ContextPool
+from .egress import Rule
 from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from .files import FileStore
 from .isolation import IsolationSettings, launcher_for, mounted_directories, release
+from .launchers import SandboxChoices
 from .paths import HOME, make_directories
 from .processes import ProcessTable
 from .spares import SparePool
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 SANDBOX_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SKELETON = (HOME.lstrip("/"), "tmp")
 REAP_INTERVAL_SECONDS = 1.0
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_VARIABLES = 128
+MAX_VALUE_CHARACTERS = 32 * 1024
 DISK_USAGE_SECONDS = 5.0
 """How long a sandbox's measured disk use is reported before it is measured again."""
 SPARE = "spare"
@@ -61,7 +66,9 @@ class Sandbox:
         if isolation.host_ids is not None:
             _hand_over(root, isolation.host_ids)
         self.files = FileStore(root, directory / "staging", mounted_directories(isolation))
-        self.launcher = launcher_for(isolation, self.files.paths.root, self.id, template)
+        self.launcher = launcher_for(
+            isolation, self.files.paths.root, self.id, template, _choices(record)
+        )
         self.processes = ProcessTable(self.launcher)
         self.contexts = ContextPool(self.files.paths, self.launcher, max_contexts)
         self.last_active = time.monotonic()
@@ -115,6 +122,11 @@ class Sandbox:
         await asyncio.to_thread(self.launcher.close)
         self.record.update(status="TERMINATED", endedAt=_now(), lastUpdatedAt=_now())
         self.save()
+
+
+def _choices(record: dict[str, Any]) -> SandboxChoices:
+    """What the sandbox's creator chose, as its record keeps it."""
+    return SandboxChoices(dict(record.get("env") or {}), tuple(record.get("allowEgress") or ()))
 
 
 def _hand_over(root: Path, host_ids: tuple[int, int]) -> None:
@@ -181,9 +193,16 @@ class SandboxRegistry:
             self.sandboxes[sandbox.id] = sandbox
 
     async def create(
-        self, template_name: str, idle_timeout: int | None, sandbox_id: str | None
+        self,
+        template_name: str,
+        idle_timeout: int | None,
+        sandbox_id: str | None,
+        environment: dict[str, str] | None = None,
+        egress: list[str] | None = None,
     ) -> Sandbox:
-        """A new sandbox: a spare when the caller leaves the id to us and one is ready."""
+        """A new sandbox: a spare when the caller leaves the id, the environment and the
+        egress to us and one is ready."""
+        choices = self._checked_choices(environment or {}, egress or [])
         running = sum(sandbox.running for sandbox in self.sandboxes.values())
         if self.max_sandboxes is not None and running >= self.max_sandboxes:
             raise LimitExceeded(
@@ -192,9 +211,10 @@ class SandboxRegistry:
             )
         # A spare runs on the server's environment: a template's sandbox starts fresh.
         template = self._template(template_name)
-        spare = None if sandbox_id or template else await self.spares.take()
+        fresh = sandbox_id or template or choices
+        spare = None if fresh else await self.spares.take()
         if spare is None:
-            sandbox = self._new(template_name, idle_timeout, sandbox_id)
+            sandbox = self._new(template_name, idle_timeout, sandbox_id, **choices)
         else:
             sandbox = spare
             now = _now()
@@ -240,6 +260,29 @@ class SandboxRegistry:
         sandbox = self._sandbox(directory, record)
         sandbox.save()
         return sandbox
+
+    def _checked_choices(self, environment: dict[str, str], egress: list[str]) -> dict[str, Any]:
+        """The record fields of what a creator chose, or InvalidRequest saying what is wrong."""
+        if len(environment) > MAX_VARIABLES:
+            raise InvalidRequest(f"env holds at most {MAX_VARIABLES} variables")
+        for name, value in environment.items():
+            if not VARIABLE_NAME.match(name):
+                raise InvalidRequest(f"env: {name!r} is not a variable name")
+            if "\x00" in value or len(value) > MAX_VALUE_CHARACTERS:
+                raise InvalidRequest(f"env: {name} holds a NUL or is longer than 32 KiB")
+        for rule in egress:
+            try:
+                Rule.parse(rule)
+            except ValueError as error:
+                raise InvalidRequest(f"allowEgress: {error}") from None
+        if egress and self.isolation.host_ids is None:
+            raise InvalidRequest("allowEgress needs an isolated server that runs as root")
+        choices: dict[str, Any] = {}
+        if environment:
+            choices["env"] = dict(environment)
+        if egress:
+            choices["allowEgress"] = list(egress)
+        return choices
 
     def _template(self, name: str) -> Template | None:
         return None if self.templates is None else self.templates.get(name)
