@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import RunningServer, run, start_server
 from test_kernel import RunningKernel, server_environment
@@ -146,6 +147,8 @@ def test_a_sandbox_gets_the_environment_and_egress_its_creator_chose(
         command = sandbox.process.cmd("echo $GREETING", "/home/user")["result"]
         assert command["stdout"] == "hi\n", "every process of the sandbox has it"
         assert "SANDBOX_KERNEL_TOKEN" not in run(sandbox, "import os; print(dict(os.environ))")
+        listed = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+        assert not any("GREETING" in line for line in listed), "values stay out of argv"
         fetch = (
             "import urllib.request, urllib.error\n"
             "for port in (ALLOWED, OTHER):\n"

@@ -19,6 +19,7 @@ from sandbox_kernel.cli import is_loopback
 from sandbox_kernel.server.confinement import (
     IsolationSettings,
     Namespaces,
+    chosen_environment_args,
     enter_argv,
     id_maps,
     limits_argv,
@@ -326,9 +327,23 @@ def test_only_host_network_mode_shares_the_host_network():
 def test_limits_prefix_joins_cgroups_opens_the_filter_then_sets_rlimits():
     argv = limits_argv(SETTINGS, [Path("/cg/pids/sbk/3/cgroup.procs")])
     assert argv[:3] == ["/bin/sh", "-c", argv[2]]
-    assert argv[3:7] == ["sh", "/run/sbk/abc/seccomp.bpf", "/cg/pids/sbk/3/cgroup.procs", "--"]
-    assert argv[7:] == ["/usr/bin/prlimit", f"--as={2**30}", "--"]
+    assert argv[3:8] == [
+        "sh",
+        "/run/sbk/abc/seccomp.bpf",
+        "/dev/null",
+        "/cg/pids/sbk/3/cgroup.procs",
+        "--",
+    ]
+    assert argv[8:] == ["/usr/bin/prlimit", f"--as={2**30}", "--"]
     assert limits_argv(IsolationSettings(), []) == []
+
+
+def test_variables_a_creator_chose_stay_out_of_argv():
+    chosen = replace(AS_ROOT, environment=(("API_KEY", "secret-value"),))
+    argv = enter(chosen)
+    assert "secret-value" not in " ".join(argv)
+    assert argv[argv.index("--args") + 1] == "8"
+    assert chosen_environment_args(chosen) == b"--setenv\0API_KEY\0secret-value\0"
 
 
 def test_mounted_directories_are_read_only_for_the_api():

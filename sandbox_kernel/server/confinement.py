@@ -32,6 +32,9 @@ SANDBOX_UID = SANDBOX_GID = 1000
 HOSTNAME = "sandbox"
 SECCOMP_FD = 9
 """The fd on which every launch finds the seccomp filter (one digit: POSIX sh redirects)."""
+CHOSEN_ENVIRONMENT_FD = 8
+"""The fd on which bwrap reads (`--args`) the variables the sandbox's creator chose: kept
+out of argv, which every host user can read in /proc."""
 FIRST_KEPT_FD = 10
 """Descriptors a launcher keeps for its sandbox's life sit at or above this one."""
 SYSTEM_DIRECTORIES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -76,8 +79,8 @@ SANDBOX_DIRECTORIES = ("etc", "proc", "dev", "run", "tmp", HOME.lstrip("/"))
 # SECCOMP_FD, then runs the rest: a process started this way is limited from its first
 # instruction, so it cannot fork past the limit before being moved.
 LAUNCH_PREFIX_SCRIPT = (
-    'filter=$1; shift; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; '
-    f'shift; exec "$@" {SECCOMP_FD}<"$filter"'
+    'filter=$1; chosen=$2; shift 2; while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; '
+    f'shift; done; shift; exec "$@" {SECCOMP_FD}<"$filter" {CHOSEN_ENVIRONMENT_FD}<"$chosen"'
 )
 # What the last step before the command drops: bwrap leaves it uid 0 of no mapping, with
 # the capabilities to change its ids and nothing else; after this it has none.
@@ -251,8 +254,15 @@ def sandbox_environment(settings: IsolationSettings) -> dict[str, str]:
     if settings.egress:
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             environment[name] = PROXY_URL
-    environment.update(settings.environment)
     return environment
+
+
+def chosen_environment_args(settings: IsolationSettings) -> bytes:
+    """The creator's variables as bwrap `--args` (NUL-separated `--setenv NAME VALUE`)."""
+    return b"".join(
+        b"--setenv\0" + name.encode() + b"\0" + value.encode() + b"\0"
+        for name, value in settings.environment
+    )
 
 
 def anchor_argv(
@@ -351,6 +361,8 @@ def enter_argv(
     argv += ["--seccomp", str(SECCOMP_FD), "--clearenv"]
     for name, value in sandbox_environment(settings).items():
         argv += ["--setenv", name, value]
+    if settings.environment:
+        argv += ["--args", str(CHOSEN_ENVIRONMENT_FD)]
     argv += ["--chdir", cwd, "--"]
     if namespaces.inner_user is not None:
         argv += [settings.setpriv, *DROP_TO_SANDBOX_USER, "--"]
@@ -365,14 +377,20 @@ def network_prefix(settings: IsolationSettings, namespaces: Namespaces) -> list[
 
 
 def limits_argv(
-    settings: IsolationSettings, cgroup_procs: Sequence[Path], *, limit_address_space: bool = True
+    settings: IsolationSettings,
+    cgroup_procs: Sequence[Path],
+    *,
+    limit_address_space: bool = True,
+    chosen_environment: Path | None = None,
 ) -> list[str]:
     """The prefix that puts a launch in the sandbox's cgroups, opens the seccomp filter on
-    SECCOMP_FD (isolated launches) and sets its rlimits."""
+    SECCOMP_FD and the `chosen_environment` file on CHOSEN_ENVIRONMENT_FD (isolated
+    launches) and sets its rlimits."""
     argv: list[str] = []
     if settings.bwrap is not None or cgroup_procs:
         filter_file = str(settings.seccomp_file) if settings.bwrap is not None else "/dev/null"
-        argv += ["/bin/sh", "-c", LAUNCH_PREFIX_SCRIPT, "sh", filter_file]
+        chosen = str(chosen_environment or "/dev/null")
+        argv += ["/bin/sh", "-c", LAUNCH_PREFIX_SCRIPT, "sh", filter_file, chosen]
         argv += [*map(str, cgroup_procs), "--"]
     rlimits = []
     if settings.memory_bytes and settings.address_space_limit and limit_address_space:

@@ -44,6 +44,7 @@ from .confinement import (
     IsolationSettings,
     Namespaces,
     anchor_argv,
+    chosen_environment_args,
     enter_argv,
     id_maps,
     limits_argv,
@@ -442,6 +443,7 @@ class BubblewrapLauncher(Launcher):
         assert self.namespaces is not None and self.runtime is not None, "prepare() first"
         assert self.connections is not None and self.sockets is not None
         procs = [group / "cgroup.procs" for group in self.cgroups]
+        chosen = self._chosen_environment()
         binds = [("ro", self.settings.kernel_app), ("ro", self.connections)]
         binds.append(("rw", self.sockets))
         entered = enter_argv(
@@ -452,8 +454,24 @@ class BubblewrapLauncher(Launcher):
             cwd=cwd,
             command=command,
         )
-        limits = limits_argv(self.settings, procs, limit_address_space=limit_address_space)
+        limits = limits_argv(
+            self.settings,
+            procs,
+            limit_address_space=limit_address_space,
+            chosen_environment=chosen,
+        )
         return [*limits, *network_prefix(self.settings, self.namespaces), *entered]
+
+    def _chosen_environment(self) -> Path | None:
+        """The file of the creator's variables (server-private), written once."""
+        if not self.settings.environment or self.runtime is None:
+            return None
+        path = self.runtime / "environment.args"
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(chosen_environment_args(self.settings))
+        return path
 
     def popen_options(self, host_cwd: Path) -> dict[str, Any]:
         assert self.namespaces is not None, "prepare() first"
