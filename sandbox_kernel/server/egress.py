@@ -28,6 +28,9 @@ CLONE_NEWNET = 0x40000000
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_SECONDS = 30.0
 CONNECT_SECONDS = 15.0
+MAX_CONNECTIONS = 64
+"""Connections one sandbox may hold open through its proxy: the server's descriptors are
+shared by every sandbox, so one of them must not use them all."""
 DROPPED_HEADERS = (b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive")
 
 
@@ -92,6 +95,7 @@ class EgressProxy:
         self.sandbox_id = sandbox_id
         self.server: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.open_connections = 0
 
     async def start(self, netns_fd: int) -> None:
         listener = await asyncio.to_thread(listen_in, netns_fd)
@@ -112,6 +116,19 @@ class EgressProxy:
         return any(rule.allows(host, port) for rule in self.rules)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open_connections >= MAX_CONNECTIONS:
+            log.warning(
+                "sandbox %s: egress proxy at %d connections", self.sandbox_id, MAX_CONNECTIONS
+            )
+            writer.close()
+            return
+        self.open_connections += 1
+        try:
+            await self._serve_one(reader, writer)
+        finally:
+            self.open_connections -= 1
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_SECONDS)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError):
