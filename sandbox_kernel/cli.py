@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="sandboxes kept ready with a Python context started, so a kernel starts without "
         "waiting for one; 0 = none (default: %(default)s)",
     )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (scheme://host[:port]) whose pages may open the execution socket, "
+        "besides loopback pages (repeatable)",
+    )
     serve.add_argument("--state-file", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
 
@@ -232,6 +240,7 @@ def run_serve(options: argparse.Namespace) -> int:
         extensions=[] if options.no_extensions else list(EXTENSIONS),
         confinement=confinement,
         spare_sandboxes=options.spares,
+        allowed_origins=options.allow_origin,
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))
