@@ -1,6 +1,6 @@
 """Sandbox paths ("/home/user/x") resolved inside one sandbox root, by descriptor.
 
-Every lookup starts from a descriptor of the root opened once and goes through `openat2`
+Every lookup starts from a descriptor of the root, opened once, and goes through `openat2`
 with `RESOLVE_IN_ROOT`: a link means what it means to code in the sandbox (an absolute
 target starts at the sandbox's `/`), and no component can lead out of the root, whatever
 sandbox code renames or swaps meanwhile. Operations then act on the descriptors they got.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -78,8 +79,20 @@ class PathResolver:
     def __init__(self, root: Path, read_only: Sequence[str] = ()) -> None:
         self.root = root.resolve()
         self.read_only = tuple(read_only)
-        self.root_descriptor = os.open(self.root, DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        weakref.finalize(self, os.close, self.root_descriptor)
+        self._root_descriptor: int | None = None
+        self._opening = threading.Lock()
+
+    @property
+    def root_descriptor(self) -> int:
+        """A descriptor of the root, opened on first use and kept (closed with the resolver):
+        a sandbox nobody touches holds none."""
+        if self._root_descriptor is None:
+            with self._opening:
+                if self._root_descriptor is None:
+                    flags = DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                    self._root_descriptor = os.open(self.root, flags)
+                    weakref.finalize(self, os.close, self._root_descriptor)
+        return self._root_descriptor
 
     def open(self, normalized: str, flags: int, mode: int = 0) -> int:
         """A descriptor of a normalized sandbox path, links followed inside the sandbox."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import shutil
@@ -17,8 +16,10 @@ from .contexts import ContextPool
 from .errors import Conflict, InvalidRequest, NotFound
 from .files import FileStore
 from .isolation import IsolationSettings, launcher_for, mounted_directories, release
+from .owners import ServerLock
 from .paths import HOME, make_directories
 from .processes import ProcessTable
+from .records import RECORD, read_record, write_record
 from .spares import SparePool
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ def _now() -> str:
 class Sandbox:
     """One sandbox: `fs/` is its `/`, `staging/` holds uploads in flight, `sandbox.json` its
     record."""
+
+    owner: str | None = None
+    """The id of the server that serves this sandbox (owners.py), kept in its record."""
 
     def __init__(
         self, directory: Path, record: dict[str, Any], isolation: IsolationSettings
@@ -62,9 +66,7 @@ class Sandbox:
         return dict(self.record)
 
     def save(self) -> None:
-        staged = self.directory / "sandbox.json.tmp"
-        staged.write_text(json.dumps(self.record, indent=1))
-        staged.replace(self.directory / "sandbox.json")
+        write_record(self.directory, self.record, self.owner)
 
     def touch(self) -> None:
         self.record["lastUpdatedAt"] = _now()
@@ -107,22 +109,33 @@ class SandboxRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
         self.spares = SparePool(self._make_spare, self._discard, spares)
+        self.owners = ServerLock(self.root)
         self._load()
 
     def _load(self) -> None:
         """Bring back the sandboxes of an earlier run: their files survive, interpreters do not.
-        Spares that were never claimed are deleted."""
-        for record_file in sorted(self.root.glob("*/sandbox.json")):
-            try:
-                record = json.loads(record_file.read_text())
+        Spares that were never claimed are deleted. Only sandboxes whose server is gone are
+        taken over: another server running on this root keeps its own."""
+        with self.owners.taking_over():
+            for record_file in sorted(self.root.glob(f"*/{RECORD}")):
+                found = read_record(record_file)
+                if found is None:
+                    continue
+                record, owner = found
+                if not self.owners.serves(owner):
+                    continue
                 if record.get(SPARE):
                     shutil.rmtree(record_file.parent, ignore_errors=True)
                     continue
-                sandbox = Sandbox(record_file.parent, record, self.isolation)
-            except (OSError, ValueError, KeyError) as error:
-                log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
-                continue
-            self.sandboxes[sandbox.id] = sandbox
+                try:
+                    sandbox = Sandbox(record_file.parent, record, self.isolation)
+                    sandbox.owner = self.owners.id
+                    sandbox.save()
+                except (OSError, ValueError, KeyError) as error:
+                    log.warning("skipping sandbox %s: %s", record_file.parent, error)
+                    continue
+                self.sandboxes[sandbox.id] = sandbox
+            self.owners.sweep()
 
     async def create(
         self, template_name: str, idle_timeout: int | None, sandbox_id: str | None
@@ -172,8 +185,12 @@ class SandboxRegistry:
             **marks,
         }
         directory = self.root / sandbox_id
-        directory.mkdir(parents=True)
+        try:
+            directory.mkdir(parents=True)
+        except FileExistsError:
+            raise Conflict(f"sandbox {sandbox_id} already exists") from None
         sandbox = Sandbox(directory, record, self.isolation)
+        sandbox.owner = self.owners.id
         sandbox.save()
         return sandbox
 
@@ -228,3 +245,4 @@ class SandboxRegistry:
             await sandbox.contexts.shutdown_all()
             await asyncio.to_thread(sandbox.launcher.close)
         release(self.isolation)
+        self.owners.release()
