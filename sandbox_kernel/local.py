@@ -125,13 +125,13 @@ def start_server(directory: Path) -> LocalServer:
             return server
         if process.poll() is not None:
             raise EmbeddedServerError(
-                f"the embedded sandbox server exited with code {process.returncode}; see {log_path}"
+                f"the embedded server failed to start: it exited with code "
+                f"{process.returncode}; see {log_path}"
             )
         time.sleep(0.05)
     process.kill()
     raise EmbeddedServerError(
-        f"the embedded sandbox server did not start within {START_TIMEOUT_SECONDS:.0f} s; "
-        f"see {log_path}"
+        f"the embedded server failed to start within {START_TIMEOUT_SECONDS:.0f} s; see {log_path}"
     )
 
 
