@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-acs-request-id"
 EXTENSIONS = ("stream", "socket", "interrupt", "restart", "stdin", "complete", "inspect")
 NDJSON = "application/x-ndjson"
-WS_POLICY_VIOLATION = 1008
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -287,10 +286,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
 
     @app.exception_handler(ApiError)
-    async def on_api_error(request: Request, error: ApiError) -> JSONResponse | None:
-        if isinstance(request, WebSocket):  # refused before the handshake (a wrong token)
-            await request.close(code=WS_POLICY_VIOLATION, reason=shown(error.message)[:120])
-            return None
+    async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.code, error.message)
 
     @app.exception_handler(RequestValidationError)

@@ -41,6 +41,7 @@ _ERRORS_BY_ERRNO: dict[int, type[ApiError]] = {
     errno.ENAMETOOLONG: InvalidRequest,
     errno.EINVAL: InvalidRequest,
     errno.EXDEV: InvalidRequest,
+    errno.EAGAIN: Conflict,
     errno.EACCES: Forbidden,
     errno.EPERM: Forbidden,
     errno.EROFS: Forbidden,
