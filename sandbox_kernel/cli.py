@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"directory of the templates sandboxes may name (default: {default_templates()})",
     )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web origin (scheme://host[:port]) whose pages may open the execution socket, "
+        "besides loopback pages (repeatable)",
+    )
     serve.add_argument("--state-file", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
 
@@ -362,6 +370,7 @@ def run_serve(options: argparse.Namespace) -> int:
         max_sandboxes=options.max_sandboxes or None,
         max_contexts=options.max_contexts or None,
         templates=(options.templates or default_templates()).expanduser(),
+        allowed_origins=options.allow_origin,
     )
     try:
         asyncio.run(serve(settings, options.host, options.port, options.state_file))

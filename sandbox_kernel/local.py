@@ -127,15 +127,14 @@ def start_server(directory: Path) -> LocalServer:
         if process.poll() is not None:
             reason = last_words(log_path, start_of_run)
             raise EmbeddedServerError(
-                f"the embedded sandbox server exited with code {process.returncode}"
+                f"the embedded server failed to start: it exited with code {process.returncode}"
                 + (f": {reason}" if reason else "")
                 + f" (log: {log_path})"
             )
         time.sleep(0.05)
     process.kill()
     raise EmbeddedServerError(
-        f"the embedded sandbox server did not start within {START_TIMEOUT_SECONDS:.0f} s; "
-        f"see {log_path}"
+        f"the embedded server failed to start within {START_TIMEOUT_SECONDS:.0f} s; see {log_path}"
     )
 
 

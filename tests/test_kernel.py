@@ -465,6 +465,23 @@ def test_unreachable_endpoint_gives_every_cell_an_error_that_says_how_to_fix_it(
 # ---- zero configuration: the embedded server
 
 
+def test_a_failure_of_the_embedded_server_names_it_and_suggests_no_settings(tmp_path, monkeypatch):
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("SANDBOX_KERNEL_RUNTIME_DIR", str(runtime))
+    kernel = RunningKernel(kernel_environment(tmp_path), "--SandboxKernel.sandbox_id=gone")
+    try:
+        reply, outputs = kernel.run("1 + 1")
+        url = json.loads((runtime / local.state_file_name()).read_text())["url"]
+        assert (reply["status"], reply["ename"]) == ("error", "SandboxError")
+        assert reply["evalue"].startswith(f"the embedded server at {url} failed: "), reply
+        assert "'gone'" in reply["evalue"] and "404" in reply["evalue"]
+        assert "unset them" not in reply["evalue"]
+        assert kinds(outputs) == ["error"]
+    finally:
+        kernel.shutdown()
+        local.stop_server()
+
+
 def test_kernel_with_nothing_configured_starts_the_embedded_server_and_a_second_reuses_it(
     tmp_path, monkeypatch
 ):

@@ -8,6 +8,7 @@ generated code, start interpreters or end that sandbox keep random ids.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -46,11 +47,17 @@ def auth(server: RunningServer) -> dict[str, str]:
 
 
 def make_target(server: RunningServer) -> str:
-    """A sandbox holding a file, for the cases that use a real id."""
+    """A sandbox holding a file, and names that are not UTF-8 (made on disk, as sandbox code
+    would), for the cases that use a real id."""
     with httpx.Client(base_url=server.url, headers=auth(server), timeout=30) as api:
         sandbox_id = api.post("/sandboxes", json={"templateName": "fuzz"}).json()["sandboxId"]
         body = {"path": "/home/user/a.txt", "content": "a"}
         api.post(f"/sandboxes/{sandbox_id}/files", json=body).raise_for_status()
+    home = os.fsencode(server.root / sandbox_id / "fs" / "home" / "user")
+    for directory in (home, home + b"/odd\xfe"):
+        os.makedirs(directory, exist_ok=True)
+        with open(directory + b"/bad\xff", "wb") as handle:
+            handle.write(b"odd")
     return sandbox_id
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from .errors import SandboxError, SandboxNotFoundError
 from .operations import ContextOperations
 from .sandbox import CodeInterpreterSandbox
-from .settings import EMBEDDED, ClientSettings
+from .settings import EMBEDDED, ClientSettings, chooses_embedded
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class SandboxSession:
         self.health: dict[str, Any] = {}
         self.created_sandbox = False
         self.settings: ClientSettings | None = None
+        self.embedded_url: str | None = None
+        """Where the embedded server last listened; kept while it is being looked for anew."""
         self.failure: str | None = None
         self.resume_context_id: str | None = None
         """A context to join on open (a restarted kernel's), instead of creating one."""
@@ -82,8 +84,16 @@ class SandboxSession:
 
     @property
     def uses_embedded_server(self) -> bool:
-        """True when no endpoint was configured, so the embedded local server was chosen."""
-        return self.settings is not None and self.settings.source == EMBEDDED
+        """True when no endpoint was configured, so the embedded local server was chosen
+        (also while it is being started or looked for again)."""
+        if self.settings is not None:
+            return self.settings.source == EMBEDDED
+        return chooses_embedded(self.endpoint)
+
+    def _resolved(self, settings: ClientSettings) -> ClientSettings:
+        if settings.source == EMBEDDED:
+            self.embedded_url = settings.endpoint
+        return settings
 
     def open(self) -> None:
         """Create or join the sandbox, read its health, create the context (blocking).
@@ -92,7 +102,7 @@ class SandboxSession:
         """
         with self._failure_recorded():
             if self.settings is None:
-                self.settings = ClientSettings.resolve(self.endpoint, self.token)
+                self.settings = self._resolved(ClientSettings.resolve(self.endpoint, self.token))
             if self.sandbox is None:
                 endpoint, token = self.settings.endpoint, self.settings.token
                 if self.sandbox_id:
@@ -113,8 +123,8 @@ class SandboxSession:
         with self._failure_recorded():
             if self.settings is None:
                 # Resolving may start the embedded server, which blocks: keep it off the loop.
-                self.settings = await asyncio.to_thread(
-                    ClientSettings.resolve, self.endpoint, self.token
+                self.settings = self._resolved(
+                    await asyncio.to_thread(ClientSettings.resolve, self.endpoint, self.token)
                 )
             if self.sandbox is None:
                 endpoint, token = self.settings.endpoint, self.settings.token

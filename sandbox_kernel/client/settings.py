@@ -81,6 +81,12 @@ class ClientSettings:
         return cls(endpoint=endpoint, token=token, access_key=access_key, source=source)
 
 
+def chooses_embedded(endpoint: str | None, environ: Mapping[str, str] | None = None) -> bool:
+    """True when neither `endpoint` nor the environment names a server: the embedded one."""
+    env = os.environ if environ is None else environ
+    return not endpoint and _endpoint_from(env)[1] is None
+
+
 def _first(env: Mapping[str, str], *names: str) -> tuple[str, str | None]:
     """The first of `names` set to a non-empty value, as (name, value)."""
     for name in names:

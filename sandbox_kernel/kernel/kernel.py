@@ -349,19 +349,26 @@ class SandboxKernel(IPythonKernel):
         return {**entry, "name": "TimeoutError", "value": value, "traceback": ""}
 
     def _sandbox_failure(self, error: Exception) -> dict[str, Any]:
-        """An error entry that says what was tried and how to fix it."""
+        """An error entry that says which server failed, what it said and what to do."""
         info = self.remote.describe()
+        message = (str(error) or type(error).__name__).rstrip(".")
+        if self.remote.uses_embedded_server:
+            url = self.remote.embedded_url
+            if not message.startswith("the embedded"):
+                message = f"the embedded server{f' at {url}' if url else ''} failed: {message}"
+            return {
+                "name": "SandboxError",
+                "value": f"{message}. The next cell tries again (restarting it if it stopped).",
+                "traceback": "",
+            }
         if self.remote.is_open:
             hint = "The sandbox did not answer this cell; the next cell tries again."
-        elif self.remote.uses_embedded_server:
-            hint = "The embedded local server did not answer; the next cell tries again."
         else:
             hint = (
                 "Check the endpoint and token (c.SandboxKernel.endpoint / token, or "
                 "SANDBOX_KERNEL_ENDPOINT / SANDBOX_KERNEL_TOKEN), or unset them to use the "
                 "embedded local server; the next cell tries again."
             )
-        message = (str(error) or type(error).__name__).rstrip(".")
         if info["endpoint"] and info["where"] not in message:
             message += f" [sandbox server: {info['where']}]"
         return {"name": "SandboxError", "value": f"{message}. {hint}", "traceback": ""}

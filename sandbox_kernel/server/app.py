@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import hmac
 import json
 import logging
 import os
@@ -16,18 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .contexts import Context
-from .errors import ApiError, InvalidRequest, PayloadTooLarge, Unauthorized, code_for_status
+from .downloads import DescriptorResponse
+from .errors import ApiError, InvalidRequest, PayloadTooLarge, code_for_status
+from .gate import AccessGate
 from .isolation import IsolationSettings
+from .names import requested, shown
 from .paths import HOME, normalize
 from .sandboxes import Sandbox, SandboxRegistry
 from .templates import TemplateStore
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-acs-request-id"
 EXTENSIONS = ("stream", "socket", "interrupt", "restart", "stdin", "complete", "inspect")
 NDJSON = "application/x-ndjson"
-WS_POLICY_VIOLATION = 1008
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
 UNISOLATED_WARNING = (
     "sandboxes are NOT isolated (--isolation none): cells run on the server's machine as its user"
@@ -63,6 +63,8 @@ class ServerSettings:
     """Contexts one sandbox holds at once (None: no limit)."""
     templates: Path | None = None
     """The directory of the templates (`sandbox-kernel template`) sandboxes may name."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Web origins beyond loopback pages that may open the execution socket."""
 
     @property
     def isolation(self) -> str:
@@ -110,7 +112,7 @@ class RequestIdMiddleware:
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    body = {"code": code, "message": message, "requestId": _request_id.get()}
+    body = {"code": code, "message": shown(message), "requestId": _request_id.get()}
     return JSONResponse(body, status_code=status)
 
 
@@ -221,27 +223,38 @@ class Input(Body):
     value: str
 
 
-class WriteFile(Body):
-    path: str
+class Paths(Body):
+    """A body naming a path, as text or (for names that are not UTF-8) as base64 bytes."""
+
+    path: str | None = None
+    path_bytes: str | None = Field(default=None, alias="pathBytes")
+
+    @property
+    def target(self) -> str:
+        return requested(self.path, self.path_bytes)
+
+
+class WriteFile(Paths):
     content: str
     mode: str | None = "644"
     encoding: str | None = "utf-8"
     create_dir: bool = Field(default=True, alias="createDir")
 
 
-class MakeDirectory(Body):
-    path: str
+class MakeDirectory(Paths):
     parents: bool = True
     mode: str | None = "0755"
 
 
 class Move(Body):
-    source: str
-    destination: str
+    source: str | None = None
+    destination: str | None = None
+    source_bytes: str | None = Field(default=None, alias="sourceBytes")
+    destination_bytes: str | None = Field(default=None, alias="destinationBytes")
 
 
-class Remove(Body):
-    path: str
+class Remove(Paths):
+    pass
 
 
 class Command(Body):
@@ -250,8 +263,10 @@ class Command(Body):
     timeout: float | None = Field(default=30, allow_inf_nan=False)
 
 
-class OctetStreamFile(FileResponse):
-    chunk_size = 1024 * 1024
+PathQuery = Query(default=None, description="the sandbox path")
+PathBytesQuery = Query(
+    default=None, alias="pathBytes", description="the path's bytes in base64, for names not UTF-8"
+)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -274,16 +289,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
         filler.cancel()
         await registry.shutdown()
 
-    async def require_token(connection: HTTPConnection) -> None:
-        # async: a plain function would cost every request a hop through the thread pool
-        supplied = connection.headers.get("authorization", "")
-        if supplied.lower().startswith("bearer "):
-            supplied = supplied[7:].strip()
-        else:
-            supplied = connection.headers.get("x-api-key", "")
-        if not hmac.compare_digest(supplied.encode(), settings.token.encode()):
-            raise Unauthorized("missing or wrong token (send 'Authorization: Bearer TOKEN')")
-
     def sandbox_of(sandbox_id: str) -> Sandbox:
         sandbox = registry.get(sandbox_id)
         sandbox.touch()
@@ -298,20 +303,22 @@ def create_app(settings: ServerSettings) -> FastAPI:
         title="sandbox-kernel embedded sandbox server",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(require_token)],
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+    )
+    app.add_middleware(
+        AccessGate,
+        token=settings.token,
+        allowed_origins=settings.allowed_origins,
+        refusal=lambda error: error_response(error.status, error.code, error.message),
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.registry = registry
     app.state.settings = settings
 
     @app.exception_handler(ApiError)
-    async def on_api_error(request: Request, error: ApiError) -> JSONResponse | None:
-        if isinstance(request, WebSocket):  # refused before the handshake (a wrong token)
-            await request.close(code=WS_POLICY_VIOLATION, reason=error.message[:120])
-            return None
+    async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.code, error.message)
 
     @app.exception_handler(RequestValidationError)
@@ -533,31 +540,41 @@ def create_app(settings: ServerSettings) -> FastAPI:
     # ---- files and filesystem (sync routes: they run in the thread pool, off the event loop)
 
     @app.get("/sandboxes/{sandbox_id}/files")
-    def read_file(sandbox_id: str, path: str) -> dict[str, Any]:
-        return sandbox_of(sandbox_id).files.read(path)
+    def read_file(
+        sandbox_id: str, path: str | None = PathQuery, path_bytes: str | None = PathBytesQuery
+    ) -> dict[str, Any]:
+        return sandbox_of(sandbox_id).files.read(requested(path, path_bytes))
 
     @app.post("/sandboxes/{sandbox_id}/files")
     def write_file(sandbox_id: str, body: WriteFile) -> dict[str, Any]:
         files = running_sandbox(sandbox_id).files
-        return files.write(body.path, body.content, body.mode, body.encoding, body.create_dir)
+        return files.write(body.target, body.content, body.mode, body.encoding, body.create_dir)
 
     @app.get("/sandboxes/{sandbox_id}/filesystem")
     def list_directory(
-        sandbox_id: str, path: str | None = None, depth: int | None = None
+        sandbox_id: str,
+        path: str | None = PathQuery,
+        depth: int | None = None,
+        path_bytes: str | None = PathBytesQuery,
     ) -> dict[str, Any]:
+        if path_bytes is not None:
+            path = requested(path, path_bytes)
         listing = sandbox_of(sandbox_id).files.list(path, depth)
         return {**listing, "data": dict(listing)}
 
     @app.get("/sandboxes/{sandbox_id}/filesystem/stat")
-    def stat(sandbox_id: str, path: str) -> dict[str, Any]:
-        return sandbox_of(sandbox_id).files.stat(path)
+    def stat(
+        sandbox_id: str, path: str | None = PathQuery, path_bytes: str | None = PathBytesQuery
+    ) -> dict[str, Any]:
+        return sandbox_of(sandbox_id).files.stat(requested(path, path_bytes))
 
     @app.get("/sandboxes/{sandbox_id}/filesystem/download")
-    def download(sandbox_id: str, path: str) -> FileResponse:
-        host = sandbox_of(sandbox_id).files.download_path(path)
-        return OctetStreamFile(
-            host, media_type="application/octet-stream", filename=Path(normalize(path)).name
-        )
+    def download(
+        sandbox_id: str, path: str | None = PathQuery, path_bytes: str | None = PathBytesQuery
+    ) -> DescriptorResponse:
+        target = requested(path, path_bytes)
+        descriptor, size = sandbox_of(sandbox_id).files.download(target)
+        return DescriptorResponse(descriptor, size, shown(Path(normalize(target)).name))
 
     @app.post("/sandboxes/{sandbox_id}/filesystem/upload")
     async def upload(sandbox_id: str, request: Request) -> dict[str, Any]:
@@ -576,23 +593,26 @@ def create_app(settings: ServerSettings) -> FastAPI:
             await receiver.receive(request.stream())
             # In a thread: replacing a large file frees its old blocks, ~0.1 s per 256 MB,
             # which would stall every other request meanwhile.
+            target = requested(receiver.fields.get("path"), receiver.fields.get("pathBytes"))
             return await asyncio.to_thread(
-                sandbox.files.upload, receiver.fields["path"], receiver.staged, receiver.file_size
+                sandbox.files.upload, target, receiver.staged, receiver.file_size
             )
         finally:
             receiver.discard()
 
     @app.post("/sandboxes/{sandbox_id}/filesystem/mkdir")
     def make_directory(sandbox_id: str, body: MakeDirectory) -> dict[str, Any]:
-        return running_sandbox(sandbox_id).files.mkdir(body.path, body.parents, body.mode)
+        return running_sandbox(sandbox_id).files.mkdir(body.target, body.parents, body.mode)
 
     @app.post("/sandboxes/{sandbox_id}/filesystem/move")
     def move(sandbox_id: str, body: Move) -> dict[str, Any]:
-        return running_sandbox(sandbox_id).files.move(body.source, body.destination)
+        source = requested(body.source, body.source_bytes, "source")
+        destination = requested(body.destination, body.destination_bytes, "destination")
+        return running_sandbox(sandbox_id).files.move(source, destination)
 
     @app.post("/sandboxes/{sandbox_id}/filesystem/remove")
     def remove(sandbox_id: str, body: Remove) -> dict[str, Any]:
-        return running_sandbox(sandbox_id).files.remove(body.path)
+        return running_sandbox(sandbox_id).files.remove(body.target)
 
     # ---- processes
 

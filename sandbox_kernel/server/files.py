@@ -1,4 +1,11 @@
-"""File and filesystem operations of one sandbox, on its host root directory."""
+"""File and filesystem operations of one sandbox, on descriptors inside its root.
+
+Each operation resolves its path once (paths.py) and then works on what it opened: reads
+from the descriptor, writes into a new file in the resolved parent directory and renames it
+into place there, and changes names only inside directories it holds open. Sandbox code
+that swaps a directory for a link meanwhile changes which of its own files is meant, never
+reaches a host file.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,22 @@ import base64
 import errno
 import functools
 import os
-import shutil
+import secrets
 import stat as stat_module
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
+from . import names
 from .errors import ApiError, Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
-from .paths import PathResolver, join, normalize
+from .paths import DIRECTORY, HOME, PathResolver, join, normalize, split
+from .trees import CHILD_DIRECTORY, remove_tree, walk
 
 MAX_INLINE_READ = 64 * 1024 * 1024
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+PARENT_MODE = 0o755
 
 # What the OS says when sandbox code left the tree in a shape a request cannot work with.
 _ERRORS_BY_ERRNO: dict[int, type[ApiError]] = {
@@ -30,6 +40,8 @@ _ERRORS_BY_ERRNO: dict[int, type[ApiError]] = {
     errno.ELOOP: InvalidRequest,
     errno.ENAMETOOLONG: InvalidRequest,
     errno.EINVAL: InvalidRequest,
+    errno.EXDEV: InvalidRequest,
+    errno.EAGAIN: Conflict,
     errno.EACCES: Forbidden,
     errno.EPERM: Forbidden,
     errno.EROFS: Forbidden,
@@ -54,7 +66,8 @@ def _refusals_as_errors(operation: Operation) -> Operation:
                 raise
             reason = (error.strerror or "failed").lower()
             verb = operation.__name__.split("_")[0]
-            raise error_type(f"cannot {verb} {normalize(path)}: {reason}") from None
+            shown = names.shown(normalize(path or HOME))
+            raise error_type(f"cannot {verb} {shown}: {reason}") from None
 
     return translated  # type: ignore[return-value]
 
@@ -71,87 +84,125 @@ def _parse_mode(mode: str | int | None, default: int) -> int:
     return value
 
 
-class FileStore:
-    """Reads, writes and walks the files of one sandbox through a PathResolver."""
+def _kind(info: os.stat_result) -> str:
+    if stat_module.S_ISLNK(info.st_mode):
+        return "symlink"
+    return "dir" if stat_module.S_ISDIR(info.st_mode) else "file"
 
-    def __init__(self, root: Path, staging: Path, read_only: Sequence[str] = ()) -> None:
+
+class FileStore:
+    """Reads, writes and walks the files of one sandbox through a PathResolver.
+
+    `owner` (host uid, gid), when given, is made the owner of every file and directory the
+    API creates, so that sandbox code running as that uid can change them.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        staging: Path,
+        read_only: Sequence[str] = (),
+        *,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
         self.paths = PathResolver(root, read_only)
         self.staging = staging
+        self.owner = owner
 
     # ---- entries
 
-    def entry(self, host_path: Path) -> dict[str, Any]:
+    @staticmethod
+    def entry(path: str, info: os.stat_result, target: str | None = None) -> dict[str, Any]:
         """Describe one path as a protocol Entry (links are described, not followed)."""
-        info = host_path.lstat()
-        if stat_module.S_ISLNK(info.st_mode):
-            kind = "symlink"
-        elif stat_module.S_ISDIR(info.st_mode):
-            kind = "dir"
-        else:
-            kind = "file"
         entry: dict[str, Any] = {
-            "name": host_path.name or "/",
-            "path": self.paths.sandbox(host_path),
-            "type": kind,
+            **names.field("name", posixpath_name(path)),
+            **names.field("path", path),
+            "type": _kind(info),
             "size": info.st_size,
             "mode": f"{stat_module.S_IMODE(info.st_mode):04o}",
             "mtime": datetime.fromtimestamp(info.st_mtime, timezone.utc).isoformat(),
         }
-        if kind == "symlink":
-            entry["symlinkTarget"] = os.readlink(host_path)
+        if target is not None:
+            entry.update(names.field("symlinkTarget", target))
         return entry
 
     @_refusals_as_errors
     def stat(self, path: str) -> dict[str, Any]:
-        host = self.paths.host(path, follow_final=False)
-        if not host.is_symlink() and not host.exists():
-            raise NotFound(f"no such file or directory: {normalize(path)}")
-        return self.entry(host)
+        shown = normalize(path)
+        if shown == "/":
+            with self.paths.opened(shown, DIRECTORY) as root:
+                return self.entry(shown, os.fstat(root))
+        try:
+            with self.paths.parent(shown) as (parent, name):
+                info = os.lstat(name, dir_fd=parent)
+                target = _link_target(parent, name, info)
+        except FileNotFoundError:
+            raise NotFound(f"no such file or directory: {names.shown(shown)}") from None
+        return self.entry(shown, info, target)
 
     @_refusals_as_errors
     def list(self, path: str | None, depth: int | None) -> dict[str, Any]:
-        shown = normalize(path or "/home/user")
+        shown = normalize(path or HOME)
         depth = 1 if depth is None else depth
         if depth < 1:
             raise InvalidRequest("depth must be 1 or more")
-        host = self.paths.host(shown)
-        if not host.exists():
-            raise NotFound(f"no such directory: {shown}")
-        if not host.is_dir():
-            raise InvalidRequest(f"not a directory: {shown}")
-        return {"path": shown, "entries": list(self._walk(host, depth))}
-
-    def _walk(self, directory: Path, depth: int) -> Iterator[dict[str, Any]]:
         try:
-            children = sorted(os.scandir(directory), key=lambda item: item.name)
-        except PermissionError:
-            return
-        for child in children:
-            child_path = Path(child.path)
-            try:
-                yield self.entry(child_path)
-            except FileNotFoundError:
-                continue
-            if depth > 1 and child.is_dir(follow_symlinks=False):
-                yield from self._walk(child_path, depth - 1)
+            directory = self.paths.open(shown, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise NotFound(f"no such directory: {names.shown(shown)}") from None
+        except NotADirectoryError:
+            raise InvalidRequest(f"not a directory: {names.shown(shown)}") from None
+        try:
+            entries = [
+                self.entry(child_path, info, _link_target(parent, name, info))
+                for parent, name, child_path, info in walk(directory, shown, depth)
+            ]
+        finally:
+            os.close(directory)
+        return {**names.field("path", shown), "entries": entries}
 
     # ---- file contents
 
     @_refusals_as_errors
     def read(self, path: str) -> dict[str, Any]:
-        host = self._existing_file(path)
-        size = host.stat().st_size
-        if size > MAX_INLINE_READ:
-            raise PayloadTooLarge(
-                f"{normalize(path)} is {size} bytes; read files over "
-                f"{MAX_INLINE_READ // 2**20} MiB with /filesystem/download"
-            )
-        data = host.read_bytes()
+        descriptor, size = self._open_file(path)
+        with open(descriptor, "rb") as handle:
+            if size > MAX_INLINE_READ:
+                raise PayloadTooLarge(
+                    f"{names.shown(normalize(path))} is {size} bytes; read files over "
+                    f"{MAX_INLINE_READ // 2**20} MiB with /filesystem/download"
+                )
+            data = handle.read(MAX_INLINE_READ)
+        shown = names.field("path", normalize(path))
         try:
-            return {"path": normalize(path), "content": data.decode("utf-8"), "encoding": "utf-8"}
+            return {**shown, "content": data.decode("utf-8"), "encoding": "utf-8"}
         except UnicodeDecodeError:
             content = base64.b64encode(data).decode("ascii")
-            return {"path": normalize(path), "content": content, "encoding": "base64"}
+            return {**shown, "content": content, "encoding": "base64"}
+
+    @_refusals_as_errors
+    def download(self, path: str) -> tuple[int, int]:
+        """An open descriptor of the file to stream and its size; the caller closes it."""
+        return self._open_file(path)
+
+    def _open_file(self, path: str) -> tuple[int, int]:
+        """A regular file opened for reading: links are followed inside the sandbox, and
+        nothing but a regular file is opened (a FIFO would block, a device stream forever)."""
+        shown = normalize(path)
+        try:
+            handle = self.paths.open(shown, os.O_PATH)
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {names.shown(shown)}") from None
+        try:
+            info = os.fstat(handle)
+            if stat_module.S_ISDIR(info.st_mode):
+                raise InvalidRequest(f"is a directory: {names.shown(shown)}")
+            if not stat_module.S_ISREG(info.st_mode):
+                raise InvalidRequest(f"not a regular file: {names.shown(shown)}")
+            # Reopening the very file this descriptor holds: no name is looked up again.
+            return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC), info.st_size
+        finally:
+            os.close(handle)
 
     @_refusals_as_errors
     def write(
@@ -168,134 +219,233 @@ class FileStore:
         else:
             raise InvalidRequest(f"encoding must be 'utf-8' or 'base64', not {encoding!r}")
         permissions = _parse_mode(mode, 0o644)
-        host = self._writable_target(path, create_dir)
-        with self.staged_file(host) as handle:
-            handle.write(data)
-        os.chmod(host, permissions)
-        return {"path": normalize(path), "size": len(data)}
-
-    def _existing_file(self, path: str) -> Path:
-        host = self.paths.host(path)
-        if not host.exists():
-            raise NotFound(f"no such file: {normalize(path)}")
-        if host.is_dir():
-            raise InvalidRequest(f"is a directory: {normalize(path)}")
-        if not host.is_file():
-            # A FIFO would block the read forever, a device node could stream without end.
-            raise InvalidRequest(f"not a regular file: {normalize(path)}")
-        return host
-
-    @_refusals_as_errors
-    def download_path(self, path: str) -> Path:
-        """The host file to stream for a download."""
-        return self._existing_file(path)
-
-    def _writable_target(self, path: str, create_dir: bool) -> Path:
-        shown = normalize(path)
-        if shown == "/":
-            raise InvalidRequest("cannot write to /")
-        host = self.paths.host(shown)
-        if host.is_dir():
-            raise InvalidRequest(f"is a directory: {shown}")
-        self.paths.check_writable(host)
-        parent = host.parent
-        if not parent.exists():
-            if not create_dir:
-                raise NotFound(f"parent directory does not exist: {normalize(shown + '/..')}")
-            parent.mkdir(parents=True, exist_ok=True)
-            self.paths.host(shown)
-        elif not parent.is_dir():
-            raise InvalidRequest(f"not a directory: {normalize(shown + '/..')}")
-        return host
+        with self._target(path, create_dir) as (parent, name):
+            staged = f".sandbox-kernel-{secrets.token_hex(8)}.part"
+            descriptor = os.open(staged, NEW_FILE, 0o600, dir_fd=parent)
+            try:
+                with open(descriptor, "wb") as handle:
+                    handle.write(data)
+                    self._give(handle.fileno(), permissions)
+                os.rename(staged, name, src_dir_fd=parent, dst_dir_fd=parent)
+            except BaseException:
+                _unlink_quietly(parent, staged)
+                raise
+        return {**names.field("path", normalize(path)), "size": len(data)}
 
     @_refusals_as_errors
     def upload(self, path: str, staged: Path, size: int) -> dict[str, Any]:
-        """Put a completely received upload in place (parents are created, like the cloud does)."""
-        target = self._writable_target(path, create_dir=True)
-        os.chmod(staged, 0o644)
-        os.replace(staged, target)
-        return {"path": normalize(path), "size": size}
+        """Put a completely received upload (a file in the private staging directory) in
+        place; parents are created, as the cloud does."""
+        with self._target(path, create_dir=True) as (parent, name):
+            descriptor = os.open(staged, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self._give(descriptor, 0o644)
+            finally:
+                os.close(descriptor)
+            os.rename(staged, name, dst_dir_fd=parent)
+        return {**names.field("path", normalize(path)), "size": size}
 
     @contextmanager
-    def staged_file(self, target: Path) -> Iterator[BinaryIO]:
-        """Write into a temporary file and rename it onto `target` only on success."""
-        self.staging.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(dir=self.staging, prefix="upload-")
-        staged = Path(name)
+    def _target(self, path: str, create_dir: bool) -> Iterator[tuple[int, str]]:
+        """(open parent directory, name) of a file about to be written; refuses `/`, a
+        directory and a read-only place."""
+        shown = normalize(path)
+        if shown == "/":
+            raise InvalidRequest("cannot write to /")
+        directory, name = split(shown)
+        parent = self._parent_directory(directory, create=create_dir)
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                yield handle
-            os.chmod(staged, 0o644)
-            os.replace(staged, target)
+            self.paths.check_writable(parent, name)
+            if self._resolves_to_directory(shown):
+                raise InvalidRequest(f"is a directory: {names.shown(shown)}")
+            yield parent, name
         finally:
-            staged.unlink(missing_ok=True)
+            os.close(parent)
+
+    def _parent_directory(self, directory: str, *, create: bool) -> int:
+        try:
+            return self.paths.open(directory, DIRECTORY)
+        except FileNotFoundError:
+            if not create:
+                raise NotFound(
+                    f"parent directory does not exist: {names.shown(directory)}"
+                ) from None
+        except NotADirectoryError:
+            raise InvalidRequest(f"not a directory: {names.shown(directory)}") from None
+        return self._make_tree(directory)
+
+    def _make_tree(self, directory: str) -> int:
+        """`mkdir -p` inside the sandbox (links followed inside it, as code would); an open
+        descriptor of the directory."""
+        current = self.paths.open("/", DIRECTORY)
+        location = "/"
+        try:
+            for part in directory.strip("/").split("/") if directory != "/" else ():
+                location = join(location, part)
+                try:
+                    child = self.paths.open(location, DIRECTORY)
+                except FileNotFoundError:
+                    child = self._new_directory(current, part, PARENT_MODE, exact=False)
+                    if child is None:
+                        child = self.paths.open(location, DIRECTORY)
+                os.close(current)
+                current = child
+        except BaseException:
+            os.close(current)
+            raise
+        return current
+
+    def _new_directory(self, parent: int, name: str, mode: int, *, exact: bool) -> int | None:
+        """Make `name` in the open directory `parent` and own it; None when it exists."""
+        self.paths.check_writable(parent, name)
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+        except FileExistsError:
+            return None
+        descriptor = os.open(name, CHILD_DIRECTORY, dir_fd=parent)
+        try:
+            self._give(descriptor, mode if exact else None)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        return descriptor
+
+    def _give(self, descriptor: int, mode: int | None) -> None:
+        """Set the exact mode (whatever the umask) and the owner of something just made."""
+        if mode is not None:
+            os.fchmod(descriptor, mode)
+        if self.owner is not None:
+            os.fchown(descriptor, *self.owner)
 
     # ---- filesystem changes
 
     @_refusals_as_errors
     def mkdir(self, path: str, parents: bool, mode: str | None) -> dict[str, Any]:
         permissions = _parse_mode(mode, 0o755)
-        host = self.paths.host(path)
-        self.paths.check_writable(host)
-        existed = host.exists()
-        if existed and not (parents and host.is_dir()):
-            raise Conflict(f"already exists: {normalize(path)}")
+        shown = normalize(path)
+        created = {**names.field("path", shown), "created": True}
+        if shown == "/":
+            if parents:
+                return created
+            raise Conflict("already exists: /")
+        directory, name = split(shown)
         try:
-            host.mkdir(mode=permissions, parents=parents, exist_ok=parents)
-        except FileNotFoundError:
-            raise NotFound(f"parent directory does not exist: {normalize(path + '/..')}") from None
-        except NotADirectoryError:
-            raise InvalidRequest(f"a parent of {normalize(path)} is not a directory") from None
-        if not existed:
-            os.chmod(host, permissions)  # the exact mode asked for, whatever the umask
-        return {"path": normalize(path), "created": True}
+            parent = self._parent_directory(directory, create=parents)
+        except InvalidRequest:
+            raise InvalidRequest(f"a parent of {names.shown(shown)} is not a directory") from None
+        try:
+            made = self._new_directory(parent, name, permissions, exact=True)
+        finally:
+            os.close(parent)
+        if made is not None:
+            os.close(made)
+            return created
+        if parents and self._resolves_to_directory(shown):
+            return created
+        raise Conflict(f"already exists: {names.shown(shown)}")
+
+    def _resolves_to_directory(self, shown: str) -> bool:
+        try:
+            os.close(self.paths.open(shown, DIRECTORY))
+        except OSError:
+            return False
+        return True
 
     @_refusals_as_errors
     def move(self, source: str, destination: str) -> dict[str, Any]:
         """Move like `mv`: into `destination` when it is a directory, else onto it.
 
-        A link as the destination is followed only when it leads inside the sandbox, and the
-        final rename never follows one: a link there is replaced, not moved into.
+        Neither end's final name is followed: a link as the source is moved itself, a link
+        as the destination is replaced. Missing parents of the destination are created.
         """
-        source_host = self.paths.host(source, follow_final=False)
-        if not source_host.is_symlink() and not source_host.exists():
-            raise NotFound(f"no such file or directory: {normalize(source)}")
-        if source_host == self.paths.root:
+        source_shown = normalize(source)
+        if source_shown == "/":
             raise InvalidRequest("cannot move /")
-        self.paths.check_writable(source_host)
         shown = normalize(destination)
-        destination_host = self.paths.host(shown)
-        if destination_host.is_dir():
-            shown = join(shown, source_host.name)
-            destination_host = self.paths.host(shown, follow_final=False)
-        real_source = Path(os.path.realpath(source_host.parent)) / source_host.name
-        real_destination = Path(os.path.realpath(destination_host.parent)) / destination_host.name
-        if real_destination == real_source or real_source in real_destination.parents:
-            raise InvalidRequest(f"cannot move {normalize(source)} into itself")
-        if destination_host.is_dir() and not destination_host.is_symlink():
-            raise Conflict(f"already exists: {shown}")
-        self.paths.check_writable(destination_host)
-        destination_host.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(source_host, destination_host)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            shutil.move(source_host, destination_host)
-        return {"source": normalize(source), "destination": shown}
+        with self.paths.parent(source_shown) as (source_parent, source_name):
+            if not _exists(source_parent, source_name):
+                raise NotFound(f"no such file or directory: {names.shown(source_shown)}")
+            self.paths.check_writable(source_parent, source_name)
+            try:
+                parent = self.paths.open(shown, DIRECTORY)
+                name = source_name
+                shown = join(shown, name)
+            except (FileNotFoundError, NotADirectoryError):
+                directory, name = split(shown)
+                parent = self._parent_directory(directory, create=True)
+            try:
+                if _same_entry(source_parent, source_name, parent, name):
+                    raise InvalidRequest(f"cannot move {names.shown(source_shown)} into itself")
+                if _is_directory(parent, name):
+                    raise Conflict(f"already exists: {names.shown(shown)}")
+                self.paths.check_writable(parent, name)
+                try:
+                    os.rename(source_name, name, src_dir_fd=source_parent, dst_dir_fd=parent)
+                except OSError as error:
+                    if error.errno == errno.EINVAL:
+                        message = f"cannot move {names.shown(source_shown)} into itself"
+                        raise InvalidRequest(message) from None
+                    raise
+            finally:
+                os.close(parent)
+        return {
+            **names.field("source", source_shown),
+            **names.field("destination", shown),
+        }
 
     @_refusals_as_errors
     def remove(self, path: str) -> dict[str, Any]:
-        host = self.paths.host(path, follow_final=False)
-        if host == self.paths.root:
+        shown = normalize(path)
+        if shown == "/":
             raise InvalidRequest("refusing to remove /")
-        self.paths.check_writable(host)
-        if host.is_symlink() or host.is_file():
-            host.unlink()
-        elif host.is_dir():
-            shutil.rmtree(host)
-        elif host.exists():
-            host.unlink()
-        else:
-            raise NotFound(f"no such file or directory: {normalize(path)}")
-        return {"path": normalize(path), "removed": True}
+        try:
+            with self.paths.parent(shown) as (parent, name):
+                self.paths.check_writable(parent, name)
+                if not _exists(parent, name):
+                    raise FileNotFoundError(errno.ENOENT, "no such file")
+                remove_tree(parent, name)
+        except FileNotFoundError:
+            raise NotFound(f"no such file or directory: {names.shown(shown)}") from None
+        return {**names.field("path", shown), "removed": True}
+
+
+def posixpath_name(path: str) -> str:
+    """The final name of a normalized sandbox path (`/` for the root)."""
+    return path.rsplit("/", 1)[-1] or "/"
+
+
+def _link_target(parent: int, name: str, info: os.stat_result) -> str | None:
+    if not stat_module.S_ISLNK(info.st_mode):
+        return None
+    try:
+        return os.readlink(name, dir_fd=parent)
+    except OSError:
+        return ""
+
+
+def _exists(parent: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=parent)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _is_directory(parent: int, name: str) -> bool:
+    """True when `name` in `parent` is a directory itself (not a link to one)."""
+    try:
+        return stat_module.S_ISDIR(os.lstat(name, dir_fd=parent).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _same_entry(parent: int, name: str, other_parent: int, other_name: str) -> bool:
+    if name != other_name:
+        return False
+    first, second = os.fstat(parent), os.fstat(other_parent)
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _unlink_quietly(parent: int, name: str) -> None:
+    with suppress(OSError):
+        os.unlink(name, dir_fd=parent)

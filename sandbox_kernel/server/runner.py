@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import socket
 import sys
 from pathlib import Path
@@ -13,8 +14,18 @@ from pathlib import Path
 import uvicorn
 
 from .app import ServerSettings, create_app
+from .connections import guarded_protocol
 
 log = logging.getLogger(__name__)
+
+CONNECTION_BUDGET = 512
+"""Open connections beyond which the longest idle one is closed for a newcomer."""
+MAX_CONCURRENCY = 1024
+"""Connections plus requests in flight beyond which a new request gets a quick 503."""
+KEEP_ALIVE_SECONDS = 30
+"""Longer than clients keep an idle pooled connection (httpx: 5 s), so the client, never
+the server, closes it: a request is never sent on a connection being closed."""
+LISTEN_BACKLOG = 1024
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -24,7 +35,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(False)
     return sock
 
@@ -32,6 +43,15 @@ def bind(host: str, port: int) -> socket.socket:
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def connection_budget() -> int:
+    """CONNECTION_BUDGET, or a quarter of the descriptors this process may open if less:
+    the rest is for kernels, pipes and files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_BUDGET
+    return max(16, min(CONNECTION_BUDGET, soft // 4))
 
 
 def write_state(path: Path, state: dict) -> None:
@@ -53,9 +73,12 @@ async def serve(
     url = url_of(sock)
     config = uvicorn.Config(
         create_app(settings),
+        http=guarded_protocol(connection_budget()),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=MAX_CONCURRENCY,
         ws="websockets-sansio",  # the "socket" extension: executions over a WebSocket
     )
     server = uvicorn.Server(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -20,8 +19,10 @@ from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from .files import FileStore
 from .isolation import IsolationSettings, launcher_for, mounted_directories, release
 from .launchers import SandboxChoices
+from .owners import ServerLock
 from .paths import HOME, make_directories
 from .processes import ProcessTable
+from .records import RECORD, read_record, write_record
 from .spares import SparePool
 from .templates import Template, TemplateStore
 
@@ -47,6 +48,9 @@ class Sandbox:
     """One sandbox: `fs/` is its `/`, `staging/` holds uploads in flight, `sandbox.json` its
     record."""
 
+    owner: str | None = None
+    """The id of the server that serves this sandbox (owners.py), kept in its record."""
+
     def __init__(
         self,
         directory: Path,
@@ -65,7 +69,9 @@ class Sandbox:
             make_directories(root, relative)
         if isolation.host_ids is not None:
             _hand_over(root, isolation.host_ids)
-        self.files = FileStore(root, directory / "staging", mounted_directories(isolation))
+        self.files = FileStore(
+            root, directory / "staging", mounted_directories(isolation), owner=isolation.host_ids
+        )
         self.launcher = launcher_for(
             isolation, self.files.paths.root, self.id, template, _choices(record)
         )
@@ -90,9 +96,7 @@ class Sandbox:
         return self._disk_usage[1]
 
     def save(self) -> None:
-        staged = self.directory / "sandbox.json.tmp"
-        staged.write_text(json.dumps(self.record, indent=1))
-        staged.replace(self.directory / "sandbox.json")
+        write_record(self.directory, self.record, self.owner)
 
     def touch(self) -> None:
         self.record["lastUpdatedAt"] = _now()
@@ -175,22 +179,33 @@ class SandboxRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
         self.spares = SparePool(self._make_spare, self._discard, spares)
+        self.owners = ServerLock(self.root)
         self._load()
 
     def _load(self) -> None:
         """Bring back the sandboxes of an earlier run: their files survive, interpreters do not.
-        Spares that were never claimed are deleted."""
-        for record_file in sorted(self.root.glob("*/sandbox.json")):
-            try:
-                record = json.loads(record_file.read_text())
+        Spares that were never claimed are deleted. Only sandboxes whose server is gone are
+        taken over: another server running on this root keeps its own."""
+        with self.owners.taking_over():
+            for record_file in sorted(self.root.glob(f"*/{RECORD}")):
+                found = read_record(record_file)
+                if found is None:
+                    continue
+                record, owner = found
+                if not self.owners.serves(owner):
+                    continue
                 if record.get(SPARE):
                     shutil.rmtree(record_file.parent, ignore_errors=True)
                     continue
-                sandbox = self._sandbox(record_file.parent, record)
-            except (OSError, ValueError, KeyError) as error:
-                log.warning("skipping unreadable sandbox record %s: %s", record_file, error)
-                continue
-            self.sandboxes[sandbox.id] = sandbox
+                try:
+                    sandbox = self._sandbox(record_file.parent, record)
+                    sandbox.owner = self.owners.id
+                    sandbox.save()
+                except (OSError, ValueError, KeyError) as error:
+                    log.warning("skipping sandbox %s: %s", record_file.parent, error)
+                    continue
+                self.sandboxes[sandbox.id] = sandbox
+            self.owners.sweep()
 
     async def create(
         self,
@@ -256,8 +271,12 @@ class SandboxRegistry:
             **marks,
         }
         directory = self.root / sandbox_id
-        directory.mkdir(parents=True)
+        try:
+            directory.mkdir(parents=True)
+        except FileExistsError:
+            raise Conflict(f"sandbox {sandbox_id} already exists") from None
         sandbox = self._sandbox(directory, record)
+        sandbox.owner = self.owners.id
         sandbox.save()
         return sandbox
 
@@ -342,3 +361,4 @@ class SandboxRegistry:
             await sandbox.contexts.shutdown_all()
             await asyncio.to_thread(sandbox.launcher.close)
         release(self.isolation)
+        self.owners.release()

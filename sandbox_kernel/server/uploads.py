@@ -65,7 +65,7 @@ class UploadReceiver:
             self._file.close()
         if not self.file_seen:
             raise InvalidRequest("upload has no 'file' part")
-        if not self.fields.get("path"):
+        if not self.fields.get("path") and not self.fields.get("pathBytes"):
             raise InvalidRequest("upload has no 'path' field naming the target file")
 
     def discard(self) -> None:
