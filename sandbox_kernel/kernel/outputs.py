@@ -19,11 +19,14 @@ def stream_message(entry: dict[str, Any], execution_count: int) -> Message:
 
 def result_message(entry: dict[str, Any], execution_count: int) -> Message:
     """An execute_result, display_data or update_display_data; a display id is kept on all
-    three, so a later update reaches an execute_result too."""
+    three, so a later update reaches an execute_result too. An execute_result keeps the
+    count the sandbox gave it, where the server says."""
     data, metadata = mime_bundle(entry), entry.get("metadata") or {}
     transient = {"display_id": entry["displayId"]} if entry.get("displayId") else {}
     if entry.get("isMainResult"):
-        content = {"execution_count": execution_count, "data": data, "metadata": metadata}
+        count = entry.get("executionCount")
+        count = count if isinstance(count, int) else execution_count
+        content = {"execution_count": count, "data": data, "metadata": metadata}
         if transient:
             content["transient"] = transient
         return "execute_result", content

@@ -25,6 +25,8 @@ def result_entry(
     display_id = (content.get("transient") or {}).get("display_id")
     if display_id:
         entry["displayId"] = display_id
+    if main and isinstance(content.get("execution_count"), int):
+        entry["executionCount"] = content["execution_count"]
     if update:
         entry["update"] = True
     return entry
