@@ -419,6 +419,26 @@ def test_shutdown_keeps_the_sandbox_when_asked_but_deletes_the_context(server, t
             sandbox.delete()
 
 
+def test_shutdown_deletes_every_context_the_kernel_created_after_ctx_use_too(server, tmp_path):
+    with CodeInterpreterSandbox.create(endpoint=server.url, token=server.token) as sandbox:
+        foreign = sandbox.context.create().context_id
+        kernel = RunningKernel(
+            server_environment(server, tmp_path), f"--SandboxKernel.sandbox_id={sandbox.sandbox_id}"
+        )
+        try:
+            first = kernel.status()["context"]
+            kernel.stdout("created = %sbx ctx new")
+            kernel.stdout("%sbx ctx use {created.id}")
+            assert kernel.stdout("print('in the new context')") == "in the new context\n"
+            kernel.stdout(f"%sbx ctx use {foreign}")
+            listed = {context["id"] for context in sandbox.context.list()}
+            assert first in listed and foreign in listed and len(listed) == 3
+        finally:
+            kernel.shutdown()
+        # Its own two are gone, wherever `ctx use` left it; the one it only used is kept.
+        assert [context["id"] for context in sandbox.context.list()] == [foreign]
+
+
 def test_kernel_joins_an_existing_sandbox_and_leaves_it_running(server, tmp_path):
     with CodeInterpreterSandbox.create(endpoint=server.url, token=server.token) as sandbox:
         sandbox.file.write("/home/user/shared.txt", "written before the kernel")
