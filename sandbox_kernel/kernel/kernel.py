@@ -15,7 +15,6 @@ import warnings
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
-from platformdirs import RuntimeDirWarning
 from traitlets import Bool, Enum, Float, Unicode
 
 from .. import __version__
@@ -50,7 +49,7 @@ DEBUGGER_UNAVAILABLE = (
 )
 # platformdirs warns on the terminal when XDG_RUNTIME_DIR is unset and falls back to /tmp,
 # which is where the embedded server's state goes anyway.
-warnings.filterwarnings("ignore", category=RuntimeDirWarning)
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 class SandboxKernel(IPythonKernel):
@@ -133,7 +132,8 @@ class SandboxKernel(IPythonKernel):
         await super().kernel_info_request(stream, ident, parent)
 
     async def do_debug_request(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Refuse at once, so the control channel keeps answering (interrupts, shutdown)."""
+        """Refuse at once, so the control channel keeps answering (interrupts, shutdown):
+        debugging runs in the sandbox's interpreter, and no server forwards it yet."""
         return {
             "type": "response",
             "request_seq": msg.get("seq", 0),

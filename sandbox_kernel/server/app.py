@@ -175,11 +175,13 @@ class Body(BaseModel):
     @classmethod
     def text_is_unicode(cls, value: Any) -> Any:
         """JSON may escape a lone surrogate ("\\ud800"), which no file name or file can hold."""
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("must be valid Unicode text, not a lone surrogate") from None
+        texts = [*value, *value.values()] if isinstance(value, dict) else [value]
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("must be valid Unicode text, not a lone surrogate") from None
         return value
 
 
