@@ -14,10 +14,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.display import clear_output, display, update_display
+from IPython.display import clear_output, publish_display_data
 
-from sandbox_kernel.client import ContextOperations, SandboxError
-from sandbox_kernel.client.results import error_content, mime_bundle
+from sandbox_kernel.client import ExecuteOptions, SandboxError
+from sandbox_kernel.client.results import error_content
+from sandbox_kernel.kernel.cells import Cell, CellRun
 
 from .errors import VariableTransferError
 from .tables import CONTEXT_COLUMNS, Context, Table
@@ -63,46 +64,30 @@ class RemoteResult:
         return str(self.bundle.get("text/plain", "<result from the sandbox>"))
 
 
-class ResultPublisher:
-    """Shows result entries through IPython's display machinery as they arrive; `finish`
-    returns the main result (for the cell's Out) or raises the sandbox's error."""
+class DisplayPublisher:
+    """Shows the Jupyter messages of a `CellRun` through IPython's display machinery (in any
+    IPython, a kernel or a terminal); keeps the main result for the cell's Out."""
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
+    def __init__(self) -> None:
         self.main_result: RemoteResult | None = None
-        self.error: dict[str, Any] | None = None
 
-    def show(self, entry: dict[str, Any]) -> None:
-        kind = entry.get("type")
-        if kind in ("stdout", "stderr"):
-            stream = sys.stdout if kind == "stdout" else sys.stderr
-            stream.write(str(entry.get("text", "")))
+    def __call__(self, msg_type: str, content: dict[str, Any]) -> None:
+        if msg_type == "stream":
+            stream = sys.stdout if content["name"] == "stdout" else sys.stderr
+            stream.write(content["text"])
             stream.flush()
-        elif kind == "result":
-            bundle, metadata = mime_bundle(entry), entry.get("metadata") or {}
-            display_id = entry.get("displayId")
-            if entry.get("isMainResult"):
-                self.main_result = RemoteResult(bundle, metadata)
-            elif display_id and entry.get("update"):
-                update_display(bundle, raw=True, metadata=metadata, display_id=display_id)
-            else:
-                display(bundle, raw=True, metadata=metadata, display_id=display_id or None)
-        elif kind == "clearOutput":
-            clear_output(wait=bool(entry.get("wait", False)))
-        elif kind == "error":
-            self.error = self.error or entry
-        elif kind == "endOfExecution" and entry.get("status") == "timeout":
-            value = (
-                f"the cell ran longer than {self.timeout:g} s and was stopped; raise the limit "
-                "with `%%sbx run --timeout S` or `%config SbxMagics.timeout = S`"
+        elif msg_type == "execute_result":
+            self.main_result = RemoteResult(content["data"], content["metadata"])
+        elif msg_type in ("display_data", "update_display_data"):
+            publish_display_data(
+                content["data"],
+                content["metadata"],
+                transient=content.get("transient") or None,
+                update=msg_type == "update_display_data",
             )
-            self.error = {"name": "TimeoutError", "value": value}
-
-    def finish(self) -> RemoteResult | None:
-        if self.error is not None:
-            content = error_content(self.error)
-            raise remote_error_type(content["ename"])(content["evalue"], content["traceback"])
-        return self.main_result
+        elif msg_type == "clear_output":
+            clear_output(wait=content["wait"])
+        # an error is raised by `run` once the cell ends, with the sandbox's traceback
 
 
 def run(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> RemoteResult | None:
@@ -112,16 +97,28 @@ def run(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> RemoteRes
         )
     timeout = _timeout(sbx, args.timeout)
     context = sbx.connected().context
-    publisher = ResultPublisher(timeout)
+    publisher = DisplayPublisher()
+    cell_run = CellRun(Cell(0), publisher, lambda notice: _timed_out(timeout))
     try:
         context.execute(
-            cell, context_id=args.ctx, timeout=math.ceil(timeout), on_entry=publisher.show
+            cell, context_id=args.ctx, timeout=math.ceil(timeout), on_entry=cell_run.feed
         )
     except KeyboardInterrupt:
         with contextlib.suppress(SandboxError):  # a server without the extension: it runs on
             context.interrupt(args.ctx)
         raise
-    return publisher.finish()
+    reply = cell_run.reply()
+    if reply["status"] != "ok":
+        raise remote_error_type(reply["ename"])(reply["evalue"], reply["traceback"])
+    return publisher.main_result
+
+
+def _timed_out(timeout: float) -> dict[str, Any]:
+    value = (
+        f"the cell ran longer than {timeout:g} s and was stopped; raise the limit "
+        "with `%%sbx run --timeout S` or `%config SbxMagics.timeout = S`"
+    )
+    return {"type": "error", "name": "TimeoutError", "value": value}
 
 
 def _timeout(sbx: SbxMagics, requested: float | None) -> float:
@@ -171,7 +168,10 @@ def _helper_call(helper: str, **arguments: Any) -> str:
 def _run_helper(sbx: SbxMagics, verb: str, code: str, context_id: str | None) -> Any:
     """Run a helper in the context and read the JSON it printed."""
     reply = sbx.connected().context.execute(
-        code, context_id=context_id, timeout=math.ceil(sbx.remote_timeout())
+        code,
+        context_id=context_id,
+        timeout=math.ceil(sbx.remote_timeout()),
+        options=ExecuteOptions(store_history=False),  # the notebook's counts stay as they are
     )
     output = []
     for entry in reply.get("results", []):
@@ -252,8 +252,7 @@ def ctx(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
         return Table(contexts, CONTEXT_COLUMNS, sbx.displaylimit)
     if args.action == "new":
         cwd = remote_path(args.cwd) if args.cwd else REMOTE_HOME
-        created = ContextOperations(sandbox).create(language=args.language, cwd=cwd)
-        return Context(str(created.context_id), args.language, cwd)
+        return Context(session.new_context(args.language, cwd), args.language, cwd)
     if args.action == "use":
         session.context.get(args.id)
         print(f"Now using context {args.id}.")
@@ -262,7 +261,7 @@ def ctx(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
         raise UsageError(
             f"%sbx ctx rm: {args.id} is the context in use; `%sbx ctx use` another one first"
         )
-    ContextOperations(sandbox).delete(args.id)
+    session.delete_context(args.id)
     return None
 
 

@@ -123,7 +123,7 @@ def test_interrupt_stops_a_javascript_loop_and_keeps_state(sandbox):
     timer.join()
     assert time.monotonic() - started < 10
     assert of_type(reply, "error")[0]["name"] == "KeyboardInterrupt"
-    assert of_type(reply, "endOfExecution")[0]["status"] == "error"
+    assert of_type(reply, "endOfExecution")[0]["status"] == "interrupted"
     assert of_type(context.execute("counter"), "result")[0]["text"] == "7"
 
 

@@ -207,20 +207,20 @@ def test_cell_not_stored_in_history_does_not_count(kernel):
     assert after["execution_count"] == before["execution_count"] + 1
 
 
-def test_silent_execution_publishes_nothing_and_does_not_count(kernel):
+def test_silent_execution_shows_only_its_stdout_as_python3_does_and_does_not_count(kernel):
     before, _ = kernel.run("1")
     reply, outputs = kernel.run("silent_value = 5\nprint('noise')\nsilent_value", silent=True)
     assert reply["status"] == "ok"
-    assert outputs == []
+    assert outputs == [("stream", {"name": "stdout", "text": "noise\n"})]
     after, outputs = kernel.run("silent_value")
     assert after["execution_count"] == before["execution_count"] + 1
     assert outputs[0][1]["data"]["text/plain"] == "5"
 
 
-def test_silent_failure_publishes_nothing_but_replies_error(kernel):
+def test_silent_failure_shows_its_error_and_replies_error_as_python3_does(kernel):
     reply, outputs = kernel.run("1 / 0", silent=True)
     assert reply["status"] == "error"
-    assert outputs == []
+    assert kinds(outputs) == ["error"]
 
 
 def test_empty_cell_is_a_noop(kernel):
@@ -285,7 +285,8 @@ def test_a_failure_the_sandbox_reports_only_in_its_reply_fails_the_cell(kernel):
     reply, outputs = kernel.run("%not_a_magic_anywhere")
     assert reply["status"] == "error"
     assert reply["ename"] == "UsageError"
-    assert "error" in kinds(outputs)
+    assert kinds(outputs) == ["stream"]  # as python3 shows it: a line on stderr
+    assert "UsageError" in outputs[0][1]["text"]
 
 
 def test_unknown_sbx_verb_is_a_usage_error(kernel):
@@ -416,6 +417,26 @@ def test_shutdown_keeps_the_sandbox_when_asked_but_deletes_the_context(server, t
             assert sandbox.context.list() == []
         finally:
             sandbox.delete()
+
+
+def test_shutdown_deletes_every_context_the_kernel_created_after_ctx_use_too(server, tmp_path):
+    with CodeInterpreterSandbox.create(endpoint=server.url, token=server.token) as sandbox:
+        foreign = sandbox.context.create().context_id
+        kernel = RunningKernel(
+            server_environment(server, tmp_path), f"--SandboxKernel.sandbox_id={sandbox.sandbox_id}"
+        )
+        try:
+            first = kernel.status()["context"]
+            kernel.stdout("created = %sbx ctx new")
+            kernel.stdout("%sbx ctx use {created.id}")
+            assert kernel.stdout("print('in the new context')") == "in the new context\n"
+            kernel.stdout(f"%sbx ctx use {foreign}")
+            listed = {context["id"] for context in sandbox.context.list()}
+            assert first in listed and foreign in listed and len(listed) == 3
+        finally:
+            kernel.shutdown()
+        # Its own two are gone, wherever `ctx use` left it; the one it only used is kept.
+        assert [context["id"] for context in sandbox.context.list()] == [foreign]
 
 
 def test_kernel_joins_an_existing_sandbox_and_leaves_it_running(server, tmp_path):

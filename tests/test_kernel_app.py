@@ -11,7 +11,7 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
-from sandbox_kernel.kernel_app import PromptOutStream
+from sandbox_kernel.kernel_app import PromptOutStream, align_count
 
 MARKER = [b"marker"]
 
@@ -118,3 +118,39 @@ def test_output_still_being_sent_by_the_thread_is_not_overtaken(iopub):
     thread.send_multipart(MARKER)
     releaser.join()
     assert [kind(frames) for frames in received(subscriber, 2)] == ["stream.stdout", "marker"]
+
+
+class FakeHistory:
+    def __init__(self) -> None:
+        self.stored: list[tuple[int, str]] = []
+
+    def store_inputs(self, count: int, source: str) -> None:
+        self.stored.append((count, source))
+
+
+class FakeShell:
+    def __init__(self, count: int) -> None:
+        self.execution_count = count
+        self.history_manager = FakeHistory()
+
+
+def test_a_context_moves_its_count_to_the_notebooks_with_the_inputs_it_missed():
+    shell = FakeShell(3)
+    align_count(
+        shell,
+        {"executionCount": 6, "pastInputs": [[4, "get_ipython().run_line_magic('sbx', 'ls')"]]},
+    )
+    assert shell.execution_count == 6
+    assert shell.history_manager.stored == [
+        (3, ""),
+        (4, "get_ipython().run_line_magic('sbx', 'ls')"),
+        (5, ""),
+    ]
+
+
+def test_a_context_never_moves_its_count_backward():
+    shell = FakeShell(9)
+    align_count(shell, {"executionCount": 4, "pastInputs": []})
+    align_count(shell, {"executionCount": "not a count"})
+    assert shell.execution_count == 9
+    assert shell.history_manager.stored == []

@@ -62,6 +62,7 @@ class SandboxKernelConformanceTests(jupyter_kernel_test.KernelTests):
         {"text": "%sbx sta"},
     )
     code_inspect_sample = "conformance_sandbox_value"
+    code_page_something = "len?"
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -84,13 +85,15 @@ class SandboxKernelConformanceTests(jupyter_kernel_test.KernelTests):
 
 class PlainServerConformanceTests(SandboxKernelConformanceTests):
     """The same suite where the server offers no extensions: completion and inspection are
-    answered locally, so their samples name only what the kernel process knows too."""
+    answered locally, so their samples name only what the kernel process knows too, and the
+    pager has nothing to show (the plain protocol carries no payloads)."""
 
     completion_samples = (
         {"text": "zi", "matches": {"zip"}},
         {"text": "%sbx sta"},
     )
     code_inspect_sample = "zip"
+    code_page_something = ""
 
     server: RunningServer
     server_root: Any

@@ -404,3 +404,37 @@ def test_without_the_extensions_restart_still_empties_the_remote_namespace(plain
     plain.restart()
     cell = plain.run("before_restart")
     assert (cell.reply["status"], cell.reply["ename"]) == ("error", "NameError")
+
+
+# ---- python3's replies, and how each degrades without the `reply` extension
+
+
+def test_without_the_extensions_each_reply_item_degrades_as_documented(plain):
+    cell = plain.run("len?")
+    assert (cell.reply["status"], cell.reply["payload"]) == ("ok", [])
+    cell = plain.run("answer = 41", user_expressions={"value": "answer + 1"})
+    assert cell.reply["status"] == "ok"
+    assert cell.reply["user_expressions"]["value"]["ename"] == "NotImplementedError"
+    cell = plain.run("print('quietly')\n5", silent=True)
+    assert cell.kinds == ["stream"]
+    cell = plain.run("raise TimeoutError('mine')")
+    assert (cell.reply["ename"], cell.kinds) == ("TimeoutError", ["error"])
+    cell = plain.run("%not_a_magic_anywhere")  # the plain reply says so with an error entry
+    assert (cell.reply["ename"], cell.kinds) == ("UsageError", ["stream", "error"])
+    cell = plain.run("exit")
+    assert (cell.reply["status"], cell.reply["payload"]) == ("ok", [])
+    assert plain.manager.is_alive()
+    assert plain.ok("print('still here')").stdout == "still here\n"
+
+
+def test_a_debug_request_is_refused_at_once_on_either_server(live, plain):
+    for kernel in (live, plain):
+        client = kernel.client
+        request = client.session.msg(
+            "debug_request", {"type": "request", "seq": 7, "command": "initialize"}
+        )
+        started = time.monotonic()
+        client.control_channel.send(request)
+        reply = client.control_channel.get_msg(timeout=10)["content"]
+        assert (reply["success"], reply["request_seq"]) == (False, 7)
+        assert time.monotonic() - started < 2

@@ -20,7 +20,16 @@ from sandbox_kernel.client import SandboxError
 from sandbox_kernel.client.errors import SandboxUnsupportedError
 from sandbox_kernel.client.operations import ContextOperations
 
-EXTENSIONS = {"stream", "socket", "interrupt", "restart", "stdin", "complete", "inspect"}
+EXTENSIONS = {
+    "stream",
+    "socket",
+    "interrupt",
+    "restart",
+    "stdin",
+    "complete",
+    "inspect",
+    "reply",
+}
 PRINT_THEN_SLEEP = "import time\nprint('a', flush=True)\ntime.sleep(2)\nprint('b')"
 
 
@@ -161,7 +170,7 @@ def test_streamed_execute_answers_ndjson_one_entry_per_line(live_sandbox, live_c
     lines = response.text.splitlines()
     entries = [json.loads(line) for line in lines]
     assert kinds(entries) == ["stdout", "result", "endOfExecution"]
-    assert entries[1]["text"] == "2"
+    assert entries[1]["bundle"] == {"text/plain": "2"}  # a stream carries the bundle once
 
     plain = raw_execute(live_sandbox, body)
     assert plain.headers["content-type"].startswith("application/json")
@@ -196,7 +205,7 @@ def test_interrupt_ends_the_running_execution_and_keeps_the_state(live_context):
     reply = live_context.execute("while True:\n    pass", on_entry=lambda entry: None)
     assert time.monotonic() - started < 2.0
     assert error_names(reply["results"]) == ["KeyboardInterrupt"]
-    assert ending(reply["results"])["status"] == "error"
+    assert ending(reply["results"])["status"] == "interrupted"
     after = live_context.execute("kept")
     assert after["results"][0]["text"] == "'before the loop'"
 
@@ -236,7 +245,7 @@ async def test_restart_ends_a_running_execution(live_context):
         arrivals(entry)
         if entry.get("text") == "sleeping\n":
             await live_context.restart_async()
-    assert ending(arrivals.entries)["status"] == "error"
+    assert ending(arrivals.entries)["status"] == "died"
     assert error_names(arrivals.entries) == ["ContextRestarted"]
     assert arrivals.at("endOfExecution") < 10
 

@@ -532,7 +532,7 @@ def test_sdk_style_empty_json_body_works_on_get_delete_and_bodiless_post(api):
 # ---- bad timing
 
 
-def test_deleting_a_context_during_execution_ends_it_with_an_error_entry(api, sandbox_url):
+def test_deleting_a_context_during_execution_ends_it_died_with_an_error_entry(api, sandbox_url):
     context_id = api.post(f"{sandbox_url}/contexts", json={}).json()["id"]
     replies: list[httpx.Response] = []
     running = threading.Thread(
@@ -551,8 +551,8 @@ def test_deleting_a_context_during_execution_ends_it_with_an_error_entry(api, sa
     (reply,) = replies
     assert reply.status_code == 200, reply.text
     results = reply.json()["results"]
-    assert results[-1]["type"] == "endOfExecution" and results[-1]["status"] == "error"
-    assert any(entry["type"] == "error" for entry in results)
+    assert results[-1]["type"] == "endOfExecution" and results[-1]["status"] == "died"
+    assert [entry["name"] for entry in results if entry["type"] == "error"] == ["ContextClosed"]
 
 
 def test_stopping_a_sandbox_while_a_context_starts_is_a_409_and_leaks_no_kernel(api):

@@ -48,7 +48,8 @@ async def test_executions_follow_each_other_on_one_socket(context_socket):
     second = await run(socket, {"code": "x * 7"})
     assert [entry["type"] for entry in first] == ["stdout", "endOfExecution"]
     assert first[-1]["contextId"] == context_id
-    assert second[0]["text"] == "42"
+    assert second[0]["bundle"] == {"text/plain": "42"}
+    assert "text" not in second[0]  # the socket carries each result's bundle once
     assert second[-1]["status"] == "ok"
 
 
@@ -63,9 +64,9 @@ async def test_a_refused_execution_says_why_and_the_socket_stays_usable(context_
     await socket.send("not json")
     assert json.loads(await socket.recv())["message"] == "request body is not valid JSON"
     await socket.send(b'{"code": "3 * 3"}')  # the same JSON as a binary message is fine
-    assert json.loads(await socket.recv())["text"] == "9"
+    assert json.loads(await socket.recv())["bundle"]["text/plain"] == "9"
     assert json.loads(await socket.recv())["type"] == "endOfExecution"
-    assert (await run(socket, {"code": "1 + 1"}))[0]["text"] == "2"
+    assert (await run(socket, {"code": "1 + 1"}))[0]["bundle"]["text/plain"] == "2"
 
 
 async def test_a_context_deleted_meanwhile_is_refused_as_not_found(server, sandbox):

@@ -4,7 +4,7 @@ It speaks to the embedded local server and to AgentRun's cloud alike (see PROTOC
 """
 
 from .auth import RamSignatureAuth
-from .endpoints import Call, CodeLanguage, Progress
+from .endpoints import Call, CodeLanguage, ExecuteOptions, Progress
 from .errors import (
     SandboxAuthError,
     SandboxConnectionError,
@@ -28,6 +28,7 @@ __all__ = [
     "CodeLanguage",
     "ContextOperations",
     "DataClient",
+    "ExecuteOptions",
     "FileOperations",
     "FileSystemOperations",
     "ProcessOperations",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -46,6 +46,37 @@ class Call:
     progress: Progress | None = None
     streams_lines: bool = False
     """The reply is NDJSON, one entry a line, read as it arrives."""
+
+
+@dataclass(frozen=True)
+class ExecuteOptions:
+    """What an execution asks beyond its code, as a notebook's execute_request does: the
+    embedded server's `reply` extension honours them; other servers ignore them."""
+
+    silent: bool = False
+    store_history: bool = True
+    user_expressions: Mapping[str, str] | None = None
+    execution_count: int | None = None
+    """The count the execution takes in the notebook (the context's count moves there)."""
+    past_inputs: Sequence[tuple[int, str]] = ()
+    """Cells that ran elsewhere, by count, for the context's input history."""
+
+    def body(self) -> dict[str, Any]:
+        """The execute body's fields for these options (none for the defaults)."""
+        fields: dict[str, Any] = {}
+        if self.silent:
+            fields["silent"] = True
+        if not self.store_history:
+            fields["storeHistory"] = False
+        if self.user_expressions:
+            fields["userExpressions"] = dict(self.user_expressions)
+        if self.execution_count is not None:
+            fields["executionCount"] = self.execution_count
+        if self.past_inputs:
+            fields["pastInputs"] = [
+                {"executionCount": count, "code": code} for count, code in self.past_inputs
+            ]
+        return fields
 
 
 class CodeLanguage(str, Enum):
@@ -143,8 +174,8 @@ def list_contexts() -> Call:
     return Call("GET", "contexts")
 
 
-def create_context(language: str, cwd: str) -> Call:
-    body = {"language": checked_language(language), "cwd": cwd}
+def create_context(language: str, cwd: str, history_file: str | None = None) -> Call:
+    body = _without_none(language=checked_language(language), cwd=cwd, historyFile=history_file)
     return Call("POST", "contexts", json=body, reply=_context_info)
 
 
@@ -152,13 +183,21 @@ def get_context(context_id: str) -> Call:
     return Call("GET", f"contexts/{_segment(context_id)}", reply=_context_info)
 
 
-def execute(code: str, context_id: str | None, language: str | None, timeout: float | None) -> Call:
+def execute(
+    code: str,
+    context_id: str | None,
+    language: str | None,
+    timeout: float | None,
+    options: ExecuteOptions | None = None,
+) -> Call:
     body = _without_none(
         code=code,
         timeout=timeout,
         language=None if language is None else checked_language(language),
         contextId=context_id,
     )
+    if options is not None:
+        body.update(options.body())
     return Call("POST", "contexts/execute", json=body, read_timeout=_server_timeout(timeout))
 
 
@@ -168,6 +207,7 @@ def execute_streaming(
     language: str | None,
     timeout: float | None,
     allow_stdin: bool,
+    options: ExecuteOptions | None = None,
 ) -> Call:
     """An execution whose entries arrive as they are produced; `timeout=None` is no limit."""
     body: dict[str, Any] = _without_none(
@@ -177,6 +217,8 @@ def execute_streaming(
     )
     body["timeout"] = timeout
     body["allowStdin"] = allow_stdin
+    if options is not None:
+        body.update(options.body())
     return Call("POST", "contexts/execute", json=body, read_timeout=None, streams_lines=True)
 
 

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import endpoints
-from .endpoints import Call, CodeLanguage, Progress
+from .endpoints import Call, CodeLanguage, ExecuteOptions, Progress
 from .errors import SandboxError, SandboxNotFoundError, SandboxUnsupportedError
+from .results import with_e2b_fields
 
 if TYPE_CHECKING:
     from .sandbox import CodeInterpreterSandbox
@@ -217,16 +218,32 @@ class ContextOperations(_Operations):
         return await self._send_async(endpoints.list_contexts())
 
     def create(
-        self, language: CodeLanguage | str | None = CodeLanguage.PYTHON, cwd: str = "/home/user"
+        self,
+        language: CodeLanguage | str | None = CodeLanguage.PYTHON,
+        cwd: str = "/home/user",
+        *,
+        history_file: str | None = None,
     ) -> ContextOperations:
-        """Create a context and make it the current one; returns self for chaining and `with`."""
-        return self._remember(self._send(endpoints.create_context(language, cwd)))
+        """Create a context and make it the current one; returns self for chaining and `with`.
+
+        `history_file` (the embedded server's `reply` extension) is its interpreter's IPython
+        history file, `:memory:` for none on disk."""
+        call = endpoints.create_context(language, cwd, history_file)
+        return self._remember(self._send(call))
 
     async def create_async(
-        self, language: CodeLanguage | str | None = CodeLanguage.PYTHON, cwd: str = "/home/user"
+        self,
+        language: CodeLanguage | str | None = CodeLanguage.PYTHON,
+        cwd: str = "/home/user",
+        *,
+        history_file: str | None = None,
     ) -> ContextOperations:
-        """Create a context and make it the current one; returns self for chaining and `with`."""
-        return self._remember(await self._send_async(endpoints.create_context(language, cwd)))
+        """Create a context and make it the current one; returns self for chaining and `with`.
+
+        `history_file` (the embedded server's `reply` extension) is its interpreter's IPython
+        history file, `:memory:` for none on disk."""
+        call = endpoints.create_context(language, cwd, history_file)
+        return self._remember(await self._send_async(call))
 
     def get(self, context_id: str | None = None) -> ContextOperations:
         """Fetch a context (the current one by default) and make it current; returns self."""
@@ -245,19 +262,22 @@ class ContextOperations(_Operations):
         timeout: int | None = 30,
         *,
         on_entry: EntryCallback | None = None,
+        options: ExecuteOptions | None = None,
     ) -> Any:
         """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry.
 
         `on_entry(entry)` sees each entry as it is produced where the server streams, and
-        all of them at the end where it does not.
+        all of them at the end where it does not. `options` are honoured where the server
+        offers the `reply` extension.
         """
         if on_entry is not None and "stream" in self._sandbox.extensions:
             call = self._streamed(
-                code, language, context_id, _plain_timeout(timeout), allow_stdin=False
+                code, language, context_id, _plain_timeout(timeout), False, options
             )
-            results = [_seen(entry, on_entry) for entry in self._sandbox.data_api.stream(call)]
+            streamed = map(with_e2b_fields, self._sandbox.data_api.stream(call))
+            results = [_seen(entry, on_entry) for entry in streamed]
             return {"contextId": _context_of(call, results), "results": results}
-        reply = self._send(self._execution(code, language, context_id, timeout))
+        reply = self._send(self._execution(code, language, context_id, timeout, options))
         for entry in reply.get("results", []) if on_entry is not None else ():
             on_entry(entry)
         return reply
@@ -270,20 +290,23 @@ class ContextOperations(_Operations):
         timeout: int | None = 30,
         *,
         on_entry: EntryCallback | None = None,
+        options: ExecuteOptions | None = None,
     ) -> Any:
         """Run code: `{"contextId", "results": [entry, ...]}`; an exception is an entry.
 
         `on_entry(entry)` sees each entry as it is produced where the server streams, and
-        all of them at the end where it does not.
+        all of them at the end where it does not. `options` are honoured where the server
+        offers the `reply` extension.
         """
         extensions = await self._sandbox.extensions_async()
         if on_entry is not None and "stream" in extensions:
             call = self._streamed(
-                code, language, context_id, _plain_timeout(timeout), allow_stdin=False
+                code, language, context_id, _plain_timeout(timeout), False, options
             )
             results = [_seen(entry, on_entry) async for entry in self._entries(call, extensions)]
             return {"contextId": _context_of(call, results), "results": results}
-        reply = await self._send_async(self._execution(code, language, context_id, timeout))
+        call = self._execution(code, language, context_id, timeout, options)
+        reply = await self._send_async(call)
         for entry in reply.get("results", []) if on_entry is not None else ():
             on_entry(entry)
         return reply
@@ -296,6 +319,7 @@ class ContextOperations(_Operations):
         timeout: float | None = None,
         *,
         allow_stdin: bool = False,
+        options: ExecuteOptions | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Entries of an execution as they are produced (`timeout=None`: no limit).
 
@@ -304,13 +328,14 @@ class ContextOperations(_Operations):
         """
         extensions = await self._sandbox.extensions_async()
         if "stream" in extensions:
-            call = self._streamed(code, language, context_id, timeout, allow_stdin=allow_stdin)
+            call = self._streamed(code, language, context_id, timeout, allow_stdin, options)
             # Closed at once when the reader stops early, not whenever it is collected.
             async with contextlib.aclosing(self._entries(call, extensions)) as entries:
                 async for entry in entries:
                     yield entry
             return
-        reply = await self._send_async(self._execution(code, language, context_id, timeout))
+        call = self._execution(code, language, context_id, timeout, options)
+        reply = await self._send_async(call)
         for entry in reply.get("results", []):
             yield entry
 
@@ -426,8 +451,9 @@ class ContextOperations(_Operations):
         language: CodeLanguage | str | None,
         context_id: str | None,
         timeout: int | None,
+        options: ExecuteOptions | None = None,
     ) -> Call:
-        return endpoints.execute(code, *self._target(language, context_id), timeout)
+        return endpoints.execute(code, *self._target(language, context_id), timeout, options)
 
     def _streamed(
         self,
@@ -435,19 +461,28 @@ class ContextOperations(_Operations):
         language: CodeLanguage | str | None,
         context_id: str | None,
         timeout: float | None,
-        *,
         allow_stdin: bool,
+        options: ExecuteOptions | None,
     ) -> Call:
         context_id, language = self._target(language, context_id)
-        return endpoints.execute_streaming(code, context_id, language, timeout, allow_stdin)
+        return endpoints.execute_streaming(
+            code, context_id, language, timeout, allow_stdin, options
+        )
 
-    def _entries(self, call: Call, extensions: frozenset[str]) -> AsyncIterator[dict[str, Any]]:
+    async def _entries(
+        self, call: Call, extensions: frozenset[str]
+    ) -> AsyncIterator[dict[str, Any]]:
         """A streamed execution's entries: on the context's WebSocket where the server keeps
-        one (cheaper per cell), else over one streamed HTTP request."""
+        one (cheaper per cell), else over one streamed HTTP request. A result streamed with
+        its bundle only gets its E2B-style fields back, so every transport yields one shape."""
         context_id = (call.json or {}).get("contextId")
         if "socket" in extensions and context_id:
-            return self._sandbox.data_api.execute_over_socket(call, context_id)
-        return self._sandbox.data_api.stream_async(call)
+            entries = self._sandbox.data_api.execute_over_socket(call, context_id)
+        else:
+            entries = self._sandbox.data_api.stream_async(call)
+        async with contextlib.aclosing(entries):
+            async for entry in entries:
+                yield with_e2b_fields(entry)
 
     def _target(
         self, language: CodeLanguage | str | None, context_id: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # E2B-style result field -> MIME type, for servers that send no full `bundle`.
@@ -17,6 +18,8 @@ FIELD_MIMES = {
     "json": "application/json",
     "javascript": "application/javascript",
 }
+# Terminal control sequences (colours, cursor moves): Deno colours the values it shows.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 def mime_bundle(entry: dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +30,28 @@ def mime_bundle(entry: dict[str, Any]) -> dict[str, Any]:
     return {
         mime: entry[field] for field, mime in FIELD_MIMES.items() if entry.get(field) is not None
     }
+
+
+def e2b_fields(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The E2B-style fields of a result with this bundle; `text` without terminal colours."""
+    fields = {field: bundle[mime] for field, mime in FIELD_MIMES.items() if mime in bundle}
+    if isinstance(fields.get("text"), str):
+        fields["text"] = ANSI_ESCAPE.sub("", fields["text"])
+    return fields
+
+
+def with_e2b_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """A result entry that carries only its bundle (as the embedded server streams them), with
+    the E2B-style fields filled in, so every transport yields entries of one shape."""
+    if entry.get("type") == "result" and isinstance(entry.get("bundle"), dict):
+        missing = {
+            field: value
+            for field, value in e2b_fields(entry["bundle"]).items()
+            if field not in entry
+        }
+        if missing:
+            entry.update(missing)
+    return entry
 
 
 def traceback_lines(traceback: Any) -> list[str]:

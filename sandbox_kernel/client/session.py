@@ -36,6 +36,7 @@ class SandboxSession:
         sandbox_id: str | None = None,
         keep_sandbox: bool = False,
         language: str = "python",
+        history_file: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
@@ -43,6 +44,8 @@ class SandboxSession:
         self.sandbox_id = sandbox_id
         self.keep_sandbox = keep_sandbox
         self.language = language
+        self.history_file = history_file
+        """The IPython history file of the contexts it creates (`:memory:`: none on disk)."""
         self.sandbox: CodeInterpreterSandbox | None = None
         self.context: ContextOperations | None = None
         self.health: dict[str, Any] = {}
@@ -53,6 +56,9 @@ class SandboxSession:
         self.failure: str | None = None
         self.resume_context_id: str | None = None
         """A context to join on open (a restarted kernel's), instead of creating one."""
+        self.owned_contexts: set[str] = set()
+        """The contexts this session created (or took over on a restart): close deletes
+        them, whichever one is in use by then."""
 
     @property
     def is_open(self) -> bool:
@@ -112,7 +118,10 @@ class SandboxSession:
                     self.created_sandbox = True
                 self.sandbox_id = self.sandbox.sandbox_id
             self._remember_health(self.sandbox.check_health())
-            self.context = self.sandbox.context.create(language=self.language)
+            self.context = self.sandbox.context.create(
+                language=self.language, history_file=self.history_file
+            )
+            self.owned_contexts.add(self.context.context_id)
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
 
     async def open_async(self) -> None:
@@ -138,8 +147,9 @@ class SandboxSession:
                 self.sandbox_id = self.sandbox.sandbox_id
             self._remember_health(await self.sandbox.check_health_async())
             self.context = await self._joined_context() or await self.sandbox.context.create_async(
-                language=self.language
+                language=self.language, history_file=self.history_file
             )
+            self.owned_contexts.add(self.context.context_id)
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
 
     async def _rejoined(self, endpoint: str, token: str | None) -> CodeInterpreterSandbox | None:
@@ -165,9 +175,30 @@ class SandboxSession:
     async def renew_context_async(self) -> None:
         """Replace a context whose interpreter died with a fresh one in the same sandbox."""
         if self.context is not None and self.context.context_id is not None:
+            lost = self.context.context_id
             with contextlib.suppress(SandboxError):
                 await self.context.delete_async()
-        self.context = await self.sandbox.context.create_async(language=self.language)
+            self.owned_contexts.discard(lost)
+        self.context = await self.sandbox.context.create_async(
+            language=self.language, history_file=self.history_file
+        )
+        self.owned_contexts.add(self.context.context_id)
+
+    def new_context(self, language: str, cwd: str) -> str:
+        """Create another context in the sandbox (not the one in use), owned by this session."""
+        created = ContextOperations(self._open_sandbox()).create(language=language, cwd=cwd)
+        self.owned_contexts.add(str(created.context_id))
+        return str(created.context_id)
+
+    def delete_context(self, context_id: str) -> None:
+        """Delete a context of the sandbox (whoever created it)."""
+        ContextOperations(self._open_sandbox()).delete(context_id)
+        self.owned_contexts.discard(context_id)
+
+    def _open_sandbox(self) -> CodeInterpreterSandbox:
+        if self.sandbox is None:
+            raise SandboxError("not connected to a sandbox")
+        return self.sandbox
 
     async def _joined_context(self) -> ContextOperations | None:
         context_id, self.resume_context_id = self.resume_context_id, None
@@ -191,7 +222,9 @@ class SandboxSession:
         return True
 
     def release(self) -> None:
-        """Forget the sandbox and context without deleting them (a successor takes them over)."""
+        """Hand the sandbox and the context in use over to a successor: they are kept, while
+        `close` still deletes the other contexts this session created."""
+        self.owned_contexts.discard(self.context_id or "")
         self.context = None
         self.created_sandbox = False
 
@@ -210,15 +243,20 @@ class SandboxSession:
         self.health = health if isinstance(health, dict) else {}
 
     def close(self, *, keep_sandbox: bool | None = None) -> None:
-        """Delete the context, and the sandbox too when this session created it (blocking)."""
+        """Delete the contexts this session created, and the sandbox too when it created it
+        (blocking)."""
         keep = self.keep_sandbox if keep_sandbox is None else keep_sandbox
         if self.sandbox is None:
             return
-        if self.context is not None and self.context.context_id is not None:
+        operations = ContextOperations(self.sandbox)
+        for context_id in sorted(self.owned_contexts):
             try:
-                self.context.delete()
+                operations.delete(context_id)
+            except SandboxNotFoundError:
+                pass
             except SandboxError as error:
-                log.warning("could not delete context: %s", error)
+                log.warning("could not delete context %s: %s", context_id, error)
+        self.owned_contexts.clear()
         self.context = None
         if self.created_sandbox and not keep:
             with contextlib.suppress(SandboxError):
@@ -227,7 +265,7 @@ class SandboxSession:
         self.sandbox = None
 
     async def close_async(self, *, keep_sandbox: bool | None = None) -> None:
-        """Delete the context, and the sandbox too when this session created it."""
+        """Delete the contexts this session created, and the sandbox too when it created it."""
         keep = self.keep_sandbox if keep_sandbox is None else keep_sandbox
         if self.sandbox is None:
             return
@@ -239,11 +277,16 @@ class SandboxSession:
         self.sandbox = None
 
     async def _delete_context(self) -> None:
-        if self.context is not None and self.context.context_id is not None:
+        """Delete every context this session created (a context gone already is fine)."""
+        operations = ContextOperations(self.sandbox)
+        for context_id in sorted(self.owned_contexts):
             try:
-                await self.context.delete_async()
+                await operations.delete_async(context_id)
+            except SandboxNotFoundError:
+                pass
             except SandboxError as error:
-                log.warning("could not delete context: %s", error)
+                log.warning("could not delete context %s: %s", context_id, error)
+        self.owned_contexts.clear()
         self.context = None
 
     def describe(self) -> dict[str, Any]:

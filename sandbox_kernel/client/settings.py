@@ -55,6 +55,16 @@ class ClientSettings:
         return f"{self.endpoint} (from {self.source})"
 
     @classmethod
+    def planned_where(
+        cls, endpoint: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> str:
+        """What `where` will say once resolved, found without starting anything."""
+        if endpoint:
+            return endpoint
+        source, found = _endpoint_from(os.environ if environ is None else environ)
+        return f"the {EMBEDDED}" if found is None else f"{found} (from {source})"
+
+    @classmethod
     def resolve(
         cls,
         endpoint: str | None = None,

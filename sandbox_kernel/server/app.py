@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from .contexts import Context
 from .downloads import DescriptorResponse
 from .errors import ApiError, InvalidRequest, PayloadTooLarge, code_for_status
 from .gate import AccessGate
+from .execution import ExecutionRequest
 from .isolation import IsolationSettings
 from .names import requested, shown
 from .paths import HOME, normalize
@@ -37,7 +38,16 @@ from .uploads import UploadReceiver
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-acs-request-id"
-EXTENSIONS = ("stream", "socket", "interrupt", "restart", "stdin", "complete", "inspect")
+EXTENSIONS = (
+    "stream",
+    "socket",
+    "interrupt",
+    "restart",
+    "stdin",
+    "complete",
+    "inspect",
+    "reply",
+)
 NDJSON = "application/x-ndjson"
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
 UNISOLATED_WARNING = (
@@ -174,11 +184,13 @@ class Body(BaseModel):
     @classmethod
     def text_is_unicode(cls, value: Any) -> Any:
         """JSON may escape a lone surrogate ("\\ud800"), which no file name or file can hold."""
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("must be valid Unicode text, not a lone surrogate") from None
+        texts = [*value, *value.values()] if isinstance(value, dict) else [value]
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("must be valid Unicode text, not a lone surrogate") from None
         return value
 
 
@@ -193,6 +205,12 @@ class CreateSandbox(Body):
 class CreateContext(Body):
     language: str = "python"
     cwd: str = HOME
+    history_file: str | None = Field(default=None, alias="historyFile", min_length=1)
+
+
+class PastInput(Body):
+    execution_count: int = Field(alias="executionCount", ge=0)
+    code: str
 
 
 class Execute(Body):
@@ -201,6 +219,12 @@ class Execute(Body):
     language: str | None = None
     timeout: float | None = Field(default=30, allow_inf_nan=False)
     allow_stdin: bool | None = Field(default=None, alias="allowStdin")
+    # The `reply` extension: what the notebook's execute_request asked for.
+    silent: bool = False
+    store_history: bool = Field(default=True, alias="storeHistory")
+    user_expressions: dict[str, str] = Field(default_factory=dict, alias="userExpressions")
+    execution_count: int | None = Field(default=None, alias="executionCount", ge=0)
+    past_inputs: list[PastInput] = Field(default_factory=list, alias="pastInputs")
 
     @model_validator(mode="before")
     @classmethod
@@ -401,7 +425,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.post("/sandboxes/{sandbox_id}/contexts")
     async def create_context(sandbox_id: str, body: CreateContext) -> dict[str, Any]:
-        context = await running_sandbox(sandbox_id).contexts.create(body.language, body.cwd)
+        pool = running_sandbox(sandbox_id).contexts
+        history_file = body.history_file if "reply" in settings.extensions else None
+        context = await pool.create(body.language, body.cwd, history_file)
         return context.describe()
 
     @app.get("/sandboxes/{sandbox_id}/contexts")
@@ -447,9 +473,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         allow_stdin = streaming and "stdin" in settings.extensions
         if body.allow_stdin is not None:
             allow_stdin = allow_stdin and body.allow_stdin
+        request = ExecutionRequest(body.code, body.timeout, allow_stdin, plain=not streaming)
+        if "reply" in settings.extensions:
+            request = replace(
+                request,
+                silent=body.silent,
+                store_history=body.store_history,
+                user_expressions=body.user_expressions,
+                execution_count=body.execution_count,
+                past_inputs=[(past.execution_count, past.code) for past in body.past_inputs],
+                reply_fields=True,
+            )
 
         async def entries() -> AsyncIterator[dict[str, Any]]:
-            async for entry in context.execute(body.code, body.timeout, allow_stdin=allow_stdin):
+            async for entry in context.execute(request):
                 if streaming and entry.get("type") == "endOfExecution":
                     entry = {**entry, "contextId": context.id}
                 yield entry

@@ -19,14 +19,12 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.session import Session
 from zmq.utils.monitor import parse_monitor_message
 
-from .entries import end_entry, entry_from_iopub, error_entry
 from .errors import Conflict
+from .execution import Action, Execution, ExecutionRequest
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-REPLY_AFTER_IDLE_SECONDS = 5.0
-INTERRUPT_GRACE_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 60.0
 STDIN_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
@@ -50,6 +48,7 @@ class KernelChannels:
         self._stdin_monitor: Any = None
         self._stdin_connected = True
         self.pending_input: str | None = None
+        self.running: Execution | None = None
 
     def start(self) -> None:
         self._readers = [
@@ -158,122 +157,71 @@ class KernelChannels:
         self.pending_input = None
         self.client.input(value)
 
+    def interrupt_running(self) -> None:
+        """Mark the running execution (if any) as interrupted by the user."""
+        if self.running is not None:
+            self.running.interrupt()
+
     async def execute(
         self,
-        code: str,
+        request: ExecutionRequest,
         *,
-        timeout: float | None,
-        allow_stdin: bool,
         is_alive: Any,
         interrupt: Any,
         restart: Any,
         late_output_seconds: float = 0.0,
+        interrupted_error: tuple[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Run code, yielding result entries as the kernel produces them.
+        """Run `request`, yielding result entries as the kernel produces them.
 
-        On timeout the kernel is interrupted (and restarted if it ignores that); a kernel
-        that dies or a context that ends closes the execution with an error entry. Once the
-        kernel is idle and has replied, the execution still takes what arrives until
-        `late_output_seconds` pass without a message (for kernels that publish late).
+        What the entries are is the `Execution`'s business; this loop only moves messages to
+        it and performs the interrupts and restarts it asks for.
         """
         loop = asyncio.get_running_loop()
-        msg_id = self.client.execute(code, store_history=True, allow_stdin=allow_stdin)
-        deadline = None if timeout is None else loop.time() + timeout
-        interrupted_at: float | None = None
-        idle_at: float | None = None
-        reply: dict[str, Any] | None = None
-        last_message_at = loop.time()
-        status = "ok"
-        with self._expecting(msg_id) as queue:
-            while True:
-                now = loop.time()
-                finished = idle_at is not None and reply is not None
-                if finished:
-                    quiet = now - last_message_at
-                    if quiet >= late_output_seconds:
-                        break
-                    wait = late_output_seconds - quiet
-                elif idle_at is not None:
-                    if now - idle_at > REPLY_AFTER_IDLE_SECONDS:
-                        break
-                    wait = REPLY_AFTER_IDLE_SECONDS
-                elif deadline is not None and interrupted_at is None:
-                    wait = max(0.0, min(POLL_SECONDS, deadline - now))
-                else:
-                    wait = POLL_SECONDS
-                try:
-                    if queue.empty():
-                        channel, message = await asyncio.wait_for(queue.get(), wait)
-                    else:  # wait_for costs a task per message: not for one already here
-                        channel, message = queue.get_nowait()
-                except asyncio.TimeoutError:
-                    if finished:
-                        break
-                    now = loop.time()
-                    if not await is_alive():
-                        yield error_entry(
-                            "ContextDied",
-                            "the interpreter process died during execution; its state is lost",
-                        )
-                        yield end_entry("error", None)
-                        return
-                    if deadline is not None and now >= deadline and interrupted_at is None:
-                        await interrupt()
-                        interrupted_at = now
-                    elif (
-                        interrupted_at is not None
-                        and idle_at is None
-                        and now - interrupted_at > INTERRUPT_GRACE_SECONDS
-                    ):
-                        await restart()
-                        yield timeout_error(timeout, restarted=True)
-                        yield end_entry("timeout", None)
-                        return
-                    continue
-                last_message_at = loop.time()
-                if channel == "end":
-                    self.pending_input = None
-                    yield error_entry(message.name, message.message)
-                    yield end_entry("error", None)
-                    return
-                msg_type, content = message["msg_type"], message["content"]
-                if channel == "shell":
-                    reply = content
-                    continue
-                if channel == "stdin":
-                    if msg_type == "input_request":
-                        self.pending_input = msg_id
-                        yield {
-                            "type": "inputRequest",
-                            "prompt": content.get("prompt", ""),
-                            "password": bool(content.get("password", False)),
-                        }
-                    continue
-                if msg_type == "status":
-                    if content.get("execution_state") == "idle":
-                        idle_at = loop.time()
-                    continue
-                if msg_type == "error":
-                    if interrupted_at is not None:
-                        continue
-                    status = "error"
-                entry = entry_from_iopub(msg_type, content)
-                if entry is not None:
-                    yield entry
-        self.pending_input = None
-        if interrupted_at is not None:
-            yield timeout_error(timeout, restarted=False)
-            status = "timeout"
-        elif status == "ok" and reply is not None and reply.get("status") == "error":
-            # IPython reports some failures (a UsageError) only in the reply, never on iopub.
-            status = "error"
-            yield error_entry(
-                str(reply.get("ename") or "Error"),
-                str(reply.get("evalue") or ""),
-                "\n".join(reply.get("traceback") or []),
-            )
-        execution_count = None if reply is None else reply.get("execution_count")
-        yield end_entry(status, execution_count)
+        message = self.client.session.msg(
+            "execute_request", request.content(), metadata=request.metadata()
+        )
+        msg_id = message["header"]["msg_id"]
+        execution = Execution(
+            msg_id,
+            request,
+            loop.time(),
+            late_output_seconds=late_output_seconds,
+            interrupted_error=interrupted_error,
+        )
+        self.running = execution
+        try:
+            with self._expecting(msg_id) as queue:
+                self.client.shell_channel.send(message)
+                while not execution.done:
+                    if queue.empty():  # wait_for costs a task per message: not for one here
+                        try:
+                            channel, item = await asyncio.wait_for(
+                                queue.get(), execution.wait(loop.time())
+                            )
+                        except asyncio.TimeoutError:
+                            alive = execution.idle or await is_alive()
+                            entries, action = execution.quiet(loop.time(), alive)
+                            if action is Action.INTERRUPT:
+                                await interrupt()
+                            elif action is Action.RESTART:
+                                await restart()
+                            for entry in entries:
+                                yield entry
+                            continue
+                    else:
+                        channel, item = queue.get_nowait()
+                    if channel == "end":
+                        entries = execution.ended(item.name, item.message)
+                    else:
+                        entries = execution.receive(channel, item, loop.time())
+                    for entry in entries:
+                        if entry["type"] == "inputRequest":
+                            self.pending_input = msg_id
+                        yield entry
+        finally:
+            self.pending_input = None
+            self.running = None
 
 
 def decode_message(session: Session, raw: list[bytes]) -> dict[str, Any]:
@@ -303,12 +251,3 @@ def decode_message(session: Session, raw: list[bytes]) -> dict[str, Any]:
         }
     except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"malformed message: {error}") from error
-
-
-def timeout_error(timeout: float | None, *, restarted: bool) -> dict[str, Any]:
-    what = "restarted (its state is lost)" if restarted else "interrupted"
-    return error_entry(
-        "TimeoutError",
-        f"execution exceeded the timeout of {timeout:g} s and was {what}; "
-        "pass a larger timeout to run longer",
-    )

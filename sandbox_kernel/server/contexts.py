@@ -15,8 +15,8 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
 from .channels import Ended, KernelChannels
-from .entries import end_entry, error_entry
 from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
+from .execution import Execution, ExecutionRequest
 from .interpreters import Interpreter, available_interpreters
 from .launchers import Launcher
 from .paths import HOME, PathResolver, normalize
@@ -39,11 +39,13 @@ class ContextKernelSpecs(KernelSpecManager):
         launcher: Launcher,
         cwd: str = HOME,
         interpreters: Mapping[str, Interpreter] | None = None,
+        history_file: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.launcher = launcher
         self.cwd = cwd
+        self.history_file = history_file
         self.interpreters = dict(available_interpreters() if interpreters is None else interpreters)
 
     def available(self) -> list[str]:
@@ -57,7 +59,7 @@ class ContextKernelSpecs(KernelSpecManager):
         for language, interpreter in self.interpreters.items():
             if kernel_name == kernel_name_for(language):
                 command = self.launcher.kernel_command(
-                    interpreter.command(self.launcher.settings.memory_bytes),
+                    interpreter.command(self.launcher.settings.memory_bytes, self.history_file),
                     speaks_ipc=interpreter.speaks_ipc,
                 )
                 argv = self.launcher.argv(
@@ -116,7 +118,6 @@ class Context:
         self.lock = asyncio.Lock()
         self.created_at = datetime.now(timezone.utc).isoformat()
         self.closed = False
-        self.interrupted = False  # during the running execution
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -156,40 +157,28 @@ class Context:
         with contextlib.suppress(Exception):
             await self.manager.shutdown_kernel(now=True)
 
-    async def execute(
-        self, code: str, timeout: float | None, *, allow_stdin: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Run `code`, yielding result entries in the order the kernel produced them."""
+    async def execute(self, request: ExecutionRequest) -> AsyncIterator[dict[str, Any]]:
+        """Run `request`, yielding result entries in the order the kernel produced them."""
         async with self.lock:
             if self.closed or self.channels is None:
-                yield closed_context_error()
-                yield end_entry("error", None)
+                entries = Execution("", request, 0.0).ended(*CLOSED)
+                for entry in entries:
+                    yield entry
                 return
-            self.interrupted = False
             async for entry in self.channels.execute(
-                code,
-                timeout=timeout,
-                allow_stdin=allow_stdin,
+                request,
                 is_alive=self.manager.is_alive,
                 interrupt=self.manager.interrupt_kernel,
                 restart=self._restart_kernel,
                 late_output_seconds=self.interpreter.late_output_seconds,
+                interrupted_error=self.interpreter.interrupted_error,
             ):
-                yield self._as_interrupt(entry)
-
-    def _as_interrupt(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """The kernel's own error for an interrupted cell, as the KeyboardInterrupt it is."""
-        if (
-            self.interrupted
-            and entry["type"] == "error"
-            and (entry["name"], entry["value"]) == self.interpreter.interrupted_error
-        ):
-            return error_entry("KeyboardInterrupt", "the execution was interrupted")
-        return entry
+                yield entry
 
     async def interrupt(self) -> None:
         """Interrupt the running code (KeyboardInterrupt in the kernel); state is kept."""
-        self.interrupted = self.lock.locked()
+        if self.channels is not None:
+            self.channels.interrupt_running()
         await self.manager.interrupt_kernel()
 
     async def restart(self) -> None:
@@ -239,11 +228,6 @@ class Context:
 CLOSED = ("ContextClosed", "the context was deleted, or its sandbox stopped, during execution")
 
 
-def closed_context_error() -> dict[str, Any]:
-    """The entry that ends an execution whose context went away under it."""
-    return error_entry(*CLOSED)
-
-
 class ContextPool:
     """The contexts of one sandbox, with a default context per language."""
 
@@ -260,7 +244,8 @@ class ContextPool:
         self._default_lock = asyncio.Lock()
         self.closed = False
 
-    async def create(self, language: str, cwd: str) -> Context:
+    async def create(self, language: str, cwd: str, history_file: str | None = None) -> Context:
+        """A new context; `history_file` is its interpreter's history (`:memory:`: none kept)."""
         interpreter = self.specs.interpreter(language)
         if self.max_contexts is not None and len(self.contexts) >= self.max_contexts:
             raise LimitExceeded(
@@ -268,8 +253,8 @@ class ContextPool:
                 "(--max-contexts); delete one first"
             )
         shown_cwd = normalize(cwd)
-        warm = await self._take_warm(language, shown_cwd)
-        context = warm or await self._start(interpreter, shown_cwd)
+        warm = None if history_file is not None else await self._take_warm(language, shown_cwd)
+        context = warm or await self._start(interpreter, shown_cwd, history_file)
         self.contexts[context.id] = context
         log.info("context %s (%s) started in %s", context.id, language, shown_cwd)
         return context
@@ -289,7 +274,9 @@ class ContextPool:
         await context.shutdown()
         return None
 
-    async def _start(self, interpreter: Interpreter, shown_cwd: str) -> Context:
+    async def _start(
+        self, interpreter: Interpreter, shown_cwd: str, history_file: str | None = None
+    ) -> Context:
         host_cwd = self.paths.host(shown_cwd)
         if not host_cwd.is_dir():
             raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
@@ -299,7 +286,7 @@ class ContextPool:
                 self.launcher,
                 kernel_name=kernel_name_for(interpreter.language),
                 kernel_spec_manager=ContextKernelSpecs(
-                    self.launcher, shown_cwd, self.specs.interpreters
+                    self.launcher, shown_cwd, self.specs.interpreters, history_file
                 ),
                 **self.launcher.kernel_options(speaks_ipc=interpreter.speaks_ipc),
             )

@@ -36,17 +36,23 @@ class Interpreter:
     v8_flags_variable: str | None = None
     """For a V8 runtime, the variable that passes it V8 flags. V8 reserves far more address
     space than it uses, so a memory limit caps its heap instead of its address space."""
+    history_file_option: str | None = None
+    """The argument that sets the kernel's history file (`{}` is the file), if it has one."""
 
     @property
     def limits_address_space(self) -> bool:
         return self.v8_flags_variable is None
 
-    def command(self, memory_bytes: int | None) -> list[str]:
-        """The kernel's argv under a memory limit of `memory_bytes` (None: no limit)."""
+    def command(self, memory_bytes: int | None, history_file: str | None = None) -> list[str]:
+        """The kernel's argv under a memory limit of `memory_bytes` (None: no limit), with its
+        history in `history_file` where the kernel keeps one (None: its default)."""
+        argv = list(self.argv)
+        if history_file is not None and self.history_file_option is not None:
+            argv.append(self.history_file_option.format(history_file))
         if not memory_bytes or self.v8_flags_variable is None:
-            return list(self.argv)
+            return argv
         heap = f"--max-old-space-size={max(1, memory_bytes // 2**20)}"
-        return ["env", f"{self.v8_flags_variable}={heap}", *self.argv]
+        return ["env", f"{self.v8_flags_variable}={heap}", *argv]
 
 
 # Deno forwards console output and the cell's result to iopub from other tasks than the one
@@ -72,7 +78,9 @@ def deno_binary() -> str | None:
 def python_interpreter() -> Interpreter:
     # ipykernel with flushes that return at once when nothing was written (kernel_app.py).
     command = (sys.executable, KERNEL_APP, "-f", "{connection_file}")
-    return Interpreter("python", "Python 3", command)
+    return Interpreter(
+        "python", "Python 3", command, history_file_option="--HistoryManager.hist_file={}"
+    )
 
 
 def javascript_interpreter(deno: str) -> Interpreter:
