@@ -26,8 +26,8 @@ from .. import __version__
 from .contexts import Context
 from .downloads import DescriptorResponse
 from .errors import ApiError, InvalidRequest, PayloadTooLarge, code_for_status
-from .gate import AccessGate
 from .execution import ExecutionRequest
+from .gate import AccessGate
 from .isolation import IsolationSettings
 from .names import requested, shown
 from .paths import HOME, normalize
