@@ -61,7 +61,7 @@ async def test_a_socket_without_origin_from_loopback_or_an_allowed_origin_works(
 ):
     async with connect(socket_at, additional_headers=headers(lab_server), origin=origin) as socket:
         entries = await run(socket, {"code": "6 * 7"})
-    assert entries[0]["text"] == "42"
+    assert entries[0]["bundle"]["text/plain"] == "42"  # sockets carry the bundle once
 
 
 async def test_the_clients_own_socket_still_works(lab_server):
