@@ -62,3 +62,10 @@ def test_shell_pip_uses_the_same_environment(sandbox):
     result = sandbox.process.cmd("pip --version && which python", "/home/user")["result"]
     assert result["exitCode"] == 0, result
     assert result["stdout"].splitlines()[-1] == "/home/user/.venv/bin/python"
+
+
+def test_a_sandbox_that_removed_its_environment_still_starts_interpreters(sandbox):
+    sandbox.process.cmd("rm -rf /home/user/.venv", "/home/user")
+    fresh = sandbox.context.create()
+    shown, errors = outputs(fresh.execute("import ipykernel; print('started')"))
+    assert (shown, errors) == ("started\n", [])

@@ -205,7 +205,7 @@ def probe(settings: IsolationSettings) -> None:
         os.chown(root / HOME.lstrip("/"), *settings.host_ids)
     launcher = BubblewrapLauncher(settings, root, "probe")
     try:
-        launcher.start_anchor()
+        launcher.start_anchor(with_environment=False)
         argv = launcher.argv([settings.python, "-I", "-S", "-c", PROBE_CODE], HOME)
         finished = subprocess.run(
             argv,

@@ -64,6 +64,8 @@ PRIVATE_VARIABLES = ("SANDBOX_KERNEL_TOKEN", "JPY_SESSION_NAME")
 MARKER = "SANDBOX_KERNEL_SANDBOX_ID"
 ANCHOR_START_SECONDS = 10.0
 LAUNCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# argv: the sandbox's python ($0), the server's python, its arguments.
+OWN_PYTHON_FIRST = 'if [ -x "$0" ]; then shift; exec "$0" "$@"; fi; exec "$@"'
 
 
 class IsolationUnavailable(RuntimeError):
@@ -267,16 +269,18 @@ class BubblewrapLauncher(Launcher):
     def anchor_alive(self) -> bool:
         return self.anchor is not None and self.anchor.poll() is None
 
-    def start_anchor(self) -> None:
-        """Start (or restart) the anchor; fd numbers of its namespaces stay the same.
-        A start that fails leaves nothing running."""
+    def start_anchor(self, *, with_environment: bool = True) -> None:
+        """Start (or restart) the anchor, and make the sandbox's Python environment unless
+        told not to (the start-up probe needs none); fd numbers of its namespaces stay the
+        same. A start that fails leaves nothing running."""
         self._make_host_resources()
         for relative in mount_points(self.settings):
             make_directories(self.root, relative)
         self._cut_lifeline()
         try:
             self._start_anchor()
-            self._make_environment()
+            if with_environment:
+                self._make_environment()
         except BaseException:
             self._stop_anchor()
             raise
@@ -412,7 +416,8 @@ class BubblewrapLauncher(Launcher):
         listens on the ipc sockets and shares the kernel's network namespace."""
         command = super().kernel_command(command, speaks_ipc=speaks_ipc)
         if command[:1] == [self.settings.python]:
-            command = [SANDBOX_PYTHON, *command[1:]]  # the sandbox's own environment
+            # The sandbox's own environment, or the server's where sandbox code removed it.
+            command = ["/bin/sh", "-c", OWN_PYTHON_FIRST, SANDBOX_PYTHON, *command]
         if speaks_ipc:
             return command
         bridge = [self.settings.python, "-I", "-S", "-c", kernel_bridge_source()]
