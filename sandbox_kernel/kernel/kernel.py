@@ -15,11 +15,13 @@ import warnings
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
-from traitlets import Bool, Enum, Float, Unicode
+from traitlets import Bool, Enum, Float, Type, Unicode
 
 from .. import __version__
 from ..client.session import SandboxSession
 from .cells import Cell, CellRun
+from .local_cells import LocalCellError, local_python
+from .local_shell import SandboxShell
 from .remote import RemoteCells
 from .routing import MixedCellError, Route, is_local_at, route
 from .supervisor import Supervisor, restart_record_path
@@ -57,6 +59,7 @@ class SandboxKernel(IPythonKernel):
 
     implementation = "sandbox-kernel"
     implementation_version = __version__
+    shell_class = Type(SandboxShell)
 
     endpoint = Unicode(
         None, allow_none=True, help="Sandbox server URL (default: environment, else embedded)."
@@ -73,7 +76,7 @@ class SandboxKernel(IPythonKernel):
         allow_none=True,
         help="Seconds one cell may run in the sandbox (default: 30 on the cloud, "
         "no practical limit on the embedded server).",
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     keep_sandbox = Bool(
         False, help="Leave the sandbox this kernel created running when the kernel shuts down."
     ).tag(config=True)
@@ -160,7 +163,9 @@ class SandboxKernel(IPythonKernel):
         cell = Cell(shell.execution_count, silent, store_history)
         try:
             where = route(code)
-        except MixedCellError as error:
+            if where is Route.LOCAL:
+                local_python(code)  # refuses what only looks local
+        except (MixedCellError, LocalCellError) as error:
             run = CellRun(cell, self._publish)
             run.stop({"name": "UsageError", "value": str(error), "traceback": ""})
             return self._replied(cell, run.reply())
