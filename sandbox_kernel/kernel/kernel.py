@@ -80,6 +80,11 @@ class SandboxKernel(IPythonKernel):
     keep_sandbox = Bool(
         False, help="Leave the sandbox this kernel created running when the kernel shuts down."
     ).tag(config=True)
+    trust_outputs = Bool(
+        False,
+        help="Show what sandbox code displays as it is: its scripts run in your browser, "
+        "with your Jupyter session. Off: HTML is cleaned and JavaScript left out.",
+    ).tag(config=True)
     language = Enum(
         ["python", "javascript"], "python", help="Language of the sandbox context cells run in."
     ).tag(config=True)
@@ -102,6 +107,7 @@ class SandboxKernel(IPythonKernel):
         connection_file = getattr(self.parent, "connection_file", "")
         self.supervisor = Supervisor(self.sandbox_session, restart_record_path(connection_file))
         self.remote = RemoteCells(self.supervisor, self._publish, self._ask_input)
+        self.remote.trust_outputs = self.trust_outputs
         self._started_at = time.monotonic()
         if self.shell is not None:
             self.shell.configurables.append(self)

@@ -39,6 +39,8 @@ class RemoteCells:
         self.supervisor = supervisor
         self.publish = publish
         self.ask_input = ask_input
+        self.trust_outputs = False
+        """Show what the sandbox displays as it is, scripts included (see `sanitize`)."""
         self.past_inputs: dict[int, str] = {}
         """Inputs of the kernel's own cells since the last forwarded one, by count."""
 
@@ -59,7 +61,12 @@ class RemoteCells:
 
         `timeout` is the kernel's setting (None: the server's default where it has no cap).
         """
-        run = CellRun(cell, self.publish, lambda _notice: self._explain_timeout(timeout))
+        run = CellRun(
+            cell,
+            self.publish,
+            lambda _notice: self._explain_timeout(timeout),
+            trusted=self.trust_outputs,
+        )
         state = _Forwarding()
         task = asyncio.ensure_future(
             self._forward(code, run, state, allow_stdin, user_expressions, timeout)
