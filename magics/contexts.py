@@ -23,7 +23,7 @@ from sandbox_kernel.kernel.cells import Cell, CellRun
 from .errors import VariableTransferError
 from .tables import CONTEXT_COLUMNS, Context, Table
 from .unpickling import load_values
-from .verbs import REMOTE_HOME, Verb, remote_path, verb_parser
+from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
     from .sbx import SbxMagics
@@ -260,7 +260,7 @@ def ctx(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
         contexts = [Context.from_reply(reply, current) for reply in sandbox.context.list()]
         return Table(contexts, CONTEXT_COLUMNS, sbx.displaylimit)
     if args.action == "new":
-        cwd = remote_path(args.cwd) if args.cwd else REMOTE_HOME
+        cwd = remote_path(args.cwd)
         return Context(session.new_context(args.language, cwd), args.language, cwd)
     if args.action == "use":
         session.context.get(args.id)

@@ -7,7 +7,7 @@ import atexit
 import os
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -17,12 +17,12 @@ from traitlets import Bool, Enum, Float, Int, Unicode
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 from sandbox_kernel.client.session import SandboxSession
 
-from . import browse, contexts, files, filesystem, processes
+from . import browse, contexts, files, filesystem, processes, workspace
 from .completion import ListingCache
 from .expansion import expand_names
 from .local_paths import LocalArea
 from .progress import TransferProgress, widgets_render
-from .verbs import HelpShown, Verb, verb_parser
+from .verbs import REMOTE_HOME, HelpShown, Verb, verb_parser, working_directory
 
 IN_THE_SANDBOX_KERNEL = (
     "in the sandbox kernel %sbx uses the kernel's own sandbox; to change it set "
@@ -78,6 +78,10 @@ class SbxMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._kernel_folder: str | None = None
+        self.workspace_copy: Callable[[], dict[str, tuple[int, float]] | None] | None = None
+        """The files the kernel copied into the sandbox (relative path -> size, mtime)."""
+        self.workspace_note: Callable[[], str | None] | None = None
+        """One line on the notebook's folder in the sandbox, for `%sbx status`."""
         self._session: SandboxSession | None = None
         self._owns_session = False
         self.listings = ListingCache()
@@ -178,9 +182,12 @@ class SbxMagics(Magics):
             arguments = verb.parse(rest)
         except HelpShown:
             return None
+        cwd = self._session.cwd if self._session is not None else REMOTE_HOME
+        token = working_directory.set(cwd)
         try:
             return verb.handler(self, arguments, cell)
         finally:
+            working_directory.reset(token)
             if verb.changes_files:
                 self.listings.forget()
 
@@ -208,6 +215,12 @@ def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         print(f"network:    {info['network']}")
     if info.get("egress"):
         print(f"egress:     {', '.join(info['egress'])} (through the sandbox's proxy)")
+    print(f"cwd:        {session.cwd}")
+    copied = sbx.workspace_note() if sbx.workspace_note is not None else None
+    if copied:
+        print(f"workspace:  {copied}")
+    if session.env:
+        print(f"env:        {', '.join(sorted(session.env))}")
     if info["failure"]:
         print(f"error:      {info['failure']}")
 
@@ -292,6 +305,7 @@ GROUPS: Sequence[tuple[str, Sequence[Verb]]] = (
     (browse.GROUP, browse.VERBS),
     (processes.GROUP, processes.VERBS),
     (contexts.GROUP, contexts.VERBS),
+    (workspace.GROUP, workspace.VERBS),
     ("Sandbox", _sandbox_verbs()),
 )
 

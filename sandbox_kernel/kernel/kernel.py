@@ -12,12 +12,14 @@ import contextlib
 import logging
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
-from traitlets import Bool, Enum, Float, Type, Unicode
+from traitlets import Bool, Dict, Enum, Float, Type, Unicode
 
 from .. import __version__
+from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
 from .cells import Cell, CellRun
 from .local_cells import LocalCellError, local_python
@@ -25,6 +27,7 @@ from .local_shell import SandboxShell
 from .remote import RemoteCells
 from .routing import MixedCellError, Route, is_local_at, route
 from .supervisor import Supervisor, restart_record_path
+from .workspace import WORKSPACE, Packed, copy_folder
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,21 @@ class SandboxKernel(IPythonKernel):
     keep_sandbox = Bool(
         False, help="Leave the sandbox this kernel created running when the kernel shuts down."
     ).tag(config=True)
+    workspace = Enum(
+        ["copy", "none"],
+        "copy",
+        help=f"copy: the notebook's folder (the kernel's working directory) is copied into a "
+        f"sandbox the kernel creates, at {WORKSPACE}, where cells run; writes stay in the "
+        "sandbox. Dotfiles and dot-folders stay behind. none: cells run in /home/user.",
+    ).tag(config=True)
+    workspace_limit_mb = Float(
+        50, help="Megabytes of the notebook's folder copied at most; the rest stays behind."
+    ).tag(config=True)
+    env = Dict(
+        value_trait=Unicode(),
+        help="Variables for the sandbox's interpreters (nothing of the host's environment "
+        "passes otherwise); %sbx env NAME=VALUE adds more from a notebook.",
+    ).tag(config=True)
     trust_outputs = Bool(
         False,
         help="Show what sandbox code displays as it is: its scripts run in your browser, "
@@ -103,6 +121,8 @@ class SandboxKernel(IPythonKernel):
             keep_sandbox=self.keep_sandbox,
             language=self.language,
             history_file=MEMORY_HISTORY if str(history) == MEMORY_HISTORY else None,
+            env=dict(self.env),
+            **self._workspace_settings(),
         )
         connection_file = getattr(self.parent, "connection_file", "")
         self.supervisor = Supervisor(self.sandbox_session, restart_record_path(connection_file))
@@ -112,7 +132,38 @@ class SandboxKernel(IPythonKernel):
         if self.shell is not None:
             self.shell.configurables.append(self)
             self.shell.extension_manager.load_extension("magics")
-            self.shell.magics_manager.registry["SbxMagics"].session = self.sandbox_session
+            magics = self.shell.magics_manager.registry["SbxMagics"]
+            magics.session = self.sandbox_session
+            magics.workspace_copy = lambda: self.workspace_copy and self.workspace_copy.files
+            magics.workspace_note = lambda: self.workspace_copy and self.workspace_copy.summary()
+
+    def _workspace_settings(self) -> dict[str, Any]:
+        """Where the session's contexts run, and the copy of the folder a new sandbox gets."""
+        self.workspace_copy: Packed | None = None
+        self._folder = Path.cwd()
+        if self.workspace == "none" or self.sandbox_id:
+            return {}
+        return {"cwd": WORKSPACE, "prepare": self._copy_workspace}
+
+    async def _copy_workspace(self, sandbox: CodeInterpreterSandbox) -> None:
+        """Copy the notebook's folder in; a failure is told in the first cell, not fatal."""
+        limit = int(self.workspace_limit_mb * 2**20)
+        try:
+            self.workspace_copy = await copy_folder(sandbox, self._folder, limit)
+        except Exception as error:
+            self.log.warning("copying %s into the sandbox failed: %s", self._folder, error)
+            await sandbox.file_system.mkdir_async(WORKSPACE, parents=True)
+            self.remote.notices.append(
+                f"The notebook's folder was not copied into the sandbox ({error}); cells run "
+                f"in an empty {WORKSPACE}."
+            )
+            return
+        left_out = self.workspace_copy.left_out()
+        if left_out:
+            self.remote.notices.append(
+                f"Copied {self._folder} to {WORKSPACE} in the sandbox, leaving out {left_out} "
+                "(c.SandboxKernel.workspace_limit_mb sets the limit)."
+            )
 
     def start(self) -> None:
         super().start()
