@@ -23,7 +23,10 @@ class MagicsKernel(RunningKernel):
             "SANDBOX_KERNEL_ENDPOINT": server.url,
             "SANDBOX_KERNEL_TOKEN": server.token,
         }
-        super().__init__(env, kernel_name=kernel_name, cwd=str(directory))
+        # Local files of the tests live in pytest's folders beside the kernel's own folder, as
+        # a user's config file would allow (c.SbxMagics.local_root).
+        folder = f"--SbxMagics.local_root={directory.parent}"
+        super().__init__(env, folder, kernel_name=kernel_name, cwd=str(directory))
         if kernel_name != "sandbox":
             self.ok("%load_ext sandbox_kernel")
 

@@ -12,17 +12,22 @@ import contextlib
 import logging
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
-from traitlets import Bool, Enum, Float, Unicode
+from traitlets import Bool, Dict, Enum, Float, Type, Unicode
 
 from .. import __version__
+from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
 from .cells import Cell, CellRun
+from .local_cells import LocalCellError, local_python
+from .local_shell import SandboxShell
 from .remote import RemoteCells
 from .routing import MixedCellError, Route, is_local_at, route
 from .supervisor import Supervisor, restart_record_path
+from .workspace import WORKSPACE, Packed, copy_folder
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class SandboxKernel(IPythonKernel):
 
     implementation = "sandbox-kernel"
     implementation_version = __version__
+    shell_class = Type(SandboxShell)
 
     endpoint = Unicode(
         None, allow_none=True, help="Sandbox server URL (default: environment, else embedded)."
@@ -73,9 +79,29 @@ class SandboxKernel(IPythonKernel):
         allow_none=True,
         help="Seconds one cell may run in the sandbox (default: 30 on the cloud, "
         "no practical limit on the embedded server).",
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     keep_sandbox = Bool(
         False, help="Leave the sandbox this kernel created running when the kernel shuts down."
+    ).tag(config=True)
+    workspace = Enum(
+        ["copy", "none"],
+        "copy",
+        help=f"copy: the notebook's folder (the kernel's working directory) is copied into a "
+        f"sandbox the kernel creates, at {WORKSPACE}, where cells run; writes stay in the "
+        "sandbox. Dotfiles and dot-folders stay behind. none: cells run in /home/user.",
+    ).tag(config=True)
+    workspace_limit_mb = Float(
+        50, help="Megabytes of the notebook's folder copied at most; the rest stays behind."
+    ).tag(config=True)
+    env = Dict(
+        value_trait=Unicode(),
+        help="Variables for the sandbox's interpreters (nothing of the host's environment "
+        "passes otherwise); %sbx env NAME=VALUE adds more from a notebook.",
+    ).tag(config=True)
+    trust_outputs = Bool(
+        False,
+        help="Show what sandbox code displays as it is: its scripts run in your browser, "
+        "with your Jupyter session. Off: HTML is cleaned and JavaScript left out.",
     ).tag(config=True)
     language = Enum(
         ["python", "javascript"], "python", help="Language of the sandbox context cells run in."
@@ -95,15 +121,49 @@ class SandboxKernel(IPythonKernel):
             keep_sandbox=self.keep_sandbox,
             language=self.language,
             history_file=MEMORY_HISTORY if str(history) == MEMORY_HISTORY else None,
+            env=dict(self.env),
+            **self._workspace_settings(),
         )
         connection_file = getattr(self.parent, "connection_file", "")
         self.supervisor = Supervisor(self.sandbox_session, restart_record_path(connection_file))
         self.remote = RemoteCells(self.supervisor, self._publish, self._ask_input)
+        self.remote.trust_outputs = self.trust_outputs
         self._started_at = time.monotonic()
         if self.shell is not None:
             self.shell.configurables.append(self)
             self.shell.extension_manager.load_extension("magics")
-            self.shell.magics_manager.registry["SbxMagics"].session = self.sandbox_session
+            magics = self.shell.magics_manager.registry["SbxMagics"]
+            magics.session = self.sandbox_session
+            magics.workspace_copy = lambda: self.workspace_copy and self.workspace_copy.files
+            magics.workspace_note = lambda: self.workspace_copy and self.workspace_copy.summary()
+
+    def _workspace_settings(self) -> dict[str, Any]:
+        """Where the session's contexts run, and the copy of the folder a new sandbox gets."""
+        self.workspace_copy: Packed | None = None
+        self._folder = Path.cwd()
+        if self.workspace == "none" or self.sandbox_id:
+            return {}
+        return {"cwd": WORKSPACE, "prepare": self._copy_workspace}
+
+    async def _copy_workspace(self, sandbox: CodeInterpreterSandbox) -> None:
+        """Copy the notebook's folder in; a failure is told in the first cell, not fatal."""
+        limit = int(self.workspace_limit_mb * 2**20)
+        try:
+            self.workspace_copy = await copy_folder(sandbox, self._folder, limit)
+        except Exception as error:
+            self.log.warning("copying %s into the sandbox failed: %s", self._folder, error)
+            await sandbox.file_system.mkdir_async(WORKSPACE, parents=True)
+            self.remote.notices.append(
+                f"The notebook's folder was not copied into the sandbox ({error}); cells run "
+                f"in an empty {WORKSPACE}."
+            )
+            return
+        left_out = self.workspace_copy.left_out()
+        if left_out:
+            self.remote.notices.append(
+                f"Copied {self._folder} to {WORKSPACE} in the sandbox, leaving out {left_out} "
+                "(c.SandboxKernel.workspace_limit_mb sets the limit)."
+            )
 
     def start(self) -> None:
         super().start()
@@ -160,7 +220,9 @@ class SandboxKernel(IPythonKernel):
         cell = Cell(shell.execution_count, silent, store_history)
         try:
             where = route(code)
-        except MixedCellError as error:
+            if where is Route.LOCAL:
+                local_python(code)  # refuses what only looks local
+        except (MixedCellError, LocalCellError) as error:
             run = CellRun(cell, self._publish)
             run.stop({"name": "UsageError", "value": str(error), "traceback": ""})
             return self._replied(cell, run.reply())

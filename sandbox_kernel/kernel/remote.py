@@ -39,6 +39,10 @@ class RemoteCells:
         self.supervisor = supervisor
         self.publish = publish
         self.ask_input = ask_input
+        self.notices: list[str] = []
+        """Lines the next forwarded cell shows first, once (what the kernel's start left out)."""
+        self.trust_outputs = False
+        """Show what the sandbox displays as it is, scripts included (see `sanitize`)."""
         self.past_inputs: dict[int, str] = {}
         """Inputs of the kernel's own cells since the last forwarded one, by count."""
 
@@ -59,8 +63,14 @@ class RemoteCells:
 
         `timeout` is the kernel's setting (None: the server's default where it has no cap).
         """
-        run = CellRun(cell, self.publish, lambda _notice: self._explain_timeout(timeout))
+        run = CellRun(
+            cell,
+            self.publish,
+            lambda _notice: self._explain_timeout(timeout),
+            trusted=self.trust_outputs,
+        )
         state = _Forwarding()
+        await self._show_notices(cell)
         task = asyncio.ensure_future(
             self._forward(code, run, state, allow_stdin, user_expressions, timeout)
         )
@@ -81,6 +91,15 @@ class RemoteCells:
         if user_expressions and reply["status"] == "ok" and not state.options_sent:
             reply["user_expressions"] = {name: UNSUPPORTED_EXPRESSION for name in user_expressions}
         return reply
+
+    async def _show_notices(self, cell: Cell) -> None:
+        """Publish the pending notices (after the sandbox opened: opening may add some)."""
+        if cell.silent:
+            return
+        with contextlib.suppress(Exception):  # a failure to open is this cell's own error
+            await self.supervisor.ready()
+        while self.notices:
+            self.publish("stream", {"name": "stderr", "text": self.notices.pop(0) + "\n"})
 
     async def _forward(
         self,
