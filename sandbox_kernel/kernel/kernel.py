@@ -40,6 +40,7 @@ BANNER_WAIT_SECONDS = 0.9
 which one: under the second after which jupyter_client's wait_for_ready asks again."""
 # ipykernel pauses this long after each cell so that output written here lands first.
 DEBUG_SECONDS = 35.0
+DEBUGGER_WAIT_SECONDS = 5.0
 LOCAL_EXECUTE_SLEEP = IPythonKernel._execute_sleep.default_value
 MEMORY_HISTORY = ":memory:"
 JAVASCRIPT_LANGUAGE_INFO = {
@@ -208,7 +209,10 @@ class SandboxKernel(IPythonKernel):
 
     async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
         waited = time.monotonic() - self._started_at
-        await self.supervisor.opened(BANNER_WAIT_SECONDS - waited)
+        # Python's kernel_info also says whether the debugger is offered, which only the open
+        # session knows: JupyterLab asks once, so wait longer for it.
+        limit = DEBUGGER_WAIT_SECONDS if self.language == "python" else BANNER_WAIT_SECONDS
+        await self.supervisor.opened(limit - waited)
         await super().kernel_info_request(stream, ident, parent)
 
     async def do_debug_request(self, msg: dict[str, Any]) -> dict[str, Any]:
