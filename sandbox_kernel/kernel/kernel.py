@@ -171,11 +171,13 @@ class SandboxKernel(IPythonKernel):
                 f"in an empty {WORKSPACE}."
             )
             return
-        left_out = self.workspace_copy.left_out()
+        copied = self.workspace_copy
+        left_out = copied.left_out()
         if left_out:
+            hint = " (c.SandboxKernel.workspace_limit_mb sets the limit)" if copied.too_big else ""
             self.remote.notices.append(
-                f"Copied {self._folder} to {WORKSPACE} in the sandbox, leaving out {left_out} "
-                "(c.SandboxKernel.workspace_limit_mb sets the limit)."
+                f"Copied {self._folder} to {WORKSPACE} in the sandbox, leaving out "
+                f"{left_out}{hint}."
             )
 
     def start(self) -> None:
