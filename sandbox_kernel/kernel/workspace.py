@@ -26,6 +26,8 @@ WORKSPACE = "/home/user/work"
 """Where the notebook's folder is in the sandbox, and the cells' working directory."""
 ARCHIVE = "/home/user/.sandbox-kernel-workspace.tar"
 COPY_TIMEOUT = 600
+MAX_NAMED = 1000
+"""Files past the limit after which the walk stops (the count then reads "at least")."""
 
 
 @dataclass
@@ -89,6 +91,8 @@ def pack(folder: Path, archive: Path, limit_bytes: int) -> Packed:
                 stat = resolved.stat()
                 if packed.size + stat.st_size > limit_bytes:
                     packed.too_big.append(relative)
+                    if len(packed.too_big) >= MAX_NAMED:
+                        return packed  # a kernel started in a huge tree stops walking here
                     continue
                 info = tar.gettarinfo(str(resolved), arcname=relative)
                 info.uid = info.gid = 0
