@@ -18,6 +18,7 @@ import first_output
 import load
 import psutil
 import transfer
+import workspace
 from common import print_table
 
 
@@ -34,6 +35,7 @@ def main() -> None:
         *transfer.measure(megabytes=64 if quick else 256),
         *contexts.measure(contexts=16, seconds=5 if quick else 10),
         *load.measure(kernels=8, cells=50 if quick else 200),
+        *workspace.measure(megabytes=50, rounds=2 if quick else 3),
     ]
     memory = psutil.virtual_memory().total / 2**30
     print(

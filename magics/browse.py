@@ -28,6 +28,7 @@ def browse(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
         sandbox=lambda: sbx.sandbox,
         show_hidden=args.all,
         download_to=args.to,
+        local_area=sbx.local_area,
         **options,
     )
 

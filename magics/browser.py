@@ -22,6 +22,7 @@ from traitlets import List, Unicode, observe, validate
 
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError, SandboxRequestError
 
+from .local_paths import LocalArea
 from .preview import preview_of, preview_widgets, title
 from .tables import Column, Entry, Table, entries_of, format_time
 from .verbs import REMOTE_HOME, human_size, remote_path
@@ -93,11 +94,13 @@ class SandboxBrowser(widgets.VBox):
         page_size: int = PAGE_SIZE,
         show_hidden: bool = False,
         download_to: str = ".",
+        local_area: LocalArea | None = None,
         **kwargs: Any,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be 1 or more")
         self._sandbox = _sandbox_source(sandbox)
+        self._local_area = local_area or LocalArea(None)
         self.page_size = page_size
         root, listing, chosen = self._opened(remote_path(path))
         self._root = root
@@ -621,7 +624,8 @@ class SandboxBrowser(widgets.VBox):
     def _downloaded(self) -> str:
         if not self.selected:
             raise ValueError("select the files or folders to download")
-        destination = Path(self.download_to.value.strip() or ".").expanduser()
+        shown = self.download_to.value.strip() or "."
+        destination = self._local_area.check(shown)
         file_system = self._sandbox().file_system
         copies: list[tuple[str, Path, int]] = []
         for path in self.selected:
@@ -635,13 +639,17 @@ class SandboxBrowser(widgets.VBox):
                 if not inner.is_dir:
                     target = local / posixpath.relpath(inner.path, path)
                     copies.append((inner.path, target, inner.size))
+        kept = [copy for copy in copies if self._local_area.allows(copy[1])]
+        left_out = len(copies) - len(kept)
+        copies = kept
         total = sum(size for _, _, size in copies)
         with self._progress(f"Downloading to {destination}", total) as report:
             for source, local, _ in copies:
                 local.parent.mkdir(parents=True, exist_ok=True)
                 file_system.download(source, str(local), progress=report.file())
         count = f"{len(copies)} file{'s' if len(copies) != 1 else ''}"
-        return f"Downloaded {count} ({human_size(total)}) to {destination.resolve()}."
+        note = f"; left out {left_out} hidden or outside" if left_out else ""
+        return f"Downloaded {count} ({human_size(total)}) to {destination.resolve()}{note}."
 
     def _progress(self, label: str, total: int) -> _TransferBar:
         return _TransferBar(self.progress, self.progress_label, self.progress_box, label, total)

@@ -22,7 +22,8 @@ from sandbox_kernel.kernel.cells import Cell, CellRun
 
 from .errors import VariableTransferError
 from .tables import CONTEXT_COLUMNS, Context, Table
-from .verbs import REMOTE_HOME, Verb, remote_path, verb_parser
+from .unpickling import load_values
+from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
     from .sbx import SbxMagics
@@ -229,9 +230,17 @@ def pull(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         name, problem = next(iter(reply["problems"].items()))
         raise VariableTransferError(f"cannot pull {name}: {problem}")
     values = {}
-    for name, data in pickle.loads(base64.b64decode(reply["payload"])).items():
+    try:
+        pulled = load_values(base64.b64decode(reply["payload"]))
+    except Exception as error:
+        raise VariableTransferError(f"cannot pull: the sandbox sent {error}") from None
+    if not isinstance(pulled, dict) or not all(isinstance(name, str) for name in pulled):
+        raise VariableTransferError("cannot pull: the sandbox's reply is not a set of variables")
+    for name, data in pulled.items():
+        if name not in names or not isinstance(data, bytes):
+            raise VariableTransferError(f"cannot pull: the sandbox sent {name!r}, not asked for")
         try:
-            values[name] = pickle.loads(data)
+            values[name] = load_values(data)
         except Exception as error:
             raise VariableTransferError(
                 f"cannot pull {name}: this Python cannot unpickle it ({type(error).__name__}: "
@@ -251,7 +260,7 @@ def ctx(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
         contexts = [Context.from_reply(reply, current) for reply in sandbox.context.list()]
         return Table(contexts, CONTEXT_COLUMNS, sbx.displaylimit)
     if args.action == "new":
-        cwd = remote_path(args.cwd) if args.cwd else REMOTE_HOME
+        cwd = remote_path(args.cwd)
         return Context(session.new_context(args.language, cwd), args.language, cwd)
     if args.action == "use":
         session.context.get(args.id)

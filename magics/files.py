@@ -18,6 +18,7 @@ from sandbox_kernel.client import (
 )
 
 from .errors import LocalFileError
+from .local_paths import LocalArea
 from .progress import TransferProgress
 from .tables import Entry, entries_of
 from .verbs import Verb, human_size, remote_path, verb_parser
@@ -94,15 +95,17 @@ def _appended(sbx: SbxMagics, path: str, addition: str) -> tuple[str, str]:
 
 
 def put(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
-    local = Path(args.local).expanduser()
+    area = sbx.local_area
+    local = area.check(args.local)
     if not local.exists():
         raise LocalFileError(f"no such local file or directory: {args.local}")
     if local.is_dir() and not args.recursive:
         raise UsageError(f"%sbx put: {args.local} is a directory (use put -r)")
     file_system = sbx.sandbox.file_system
     target = _remote_target(file_system, args.remote, local.resolve().name)
+    skipped = 0
     if local.is_dir():
-        directories, files = _local_tree(local, target)
+        directories, files, skipped = _local_tree(local, target, area)
     else:
         directories, files = [], [(local, target)]
     sizes = [source.stat().st_size for source, _ in files]
@@ -113,7 +116,7 @@ def put(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         for (source, destination), size in zip(files, sizes, strict=True):
             file_system.upload(str(source), destination, progress=progress.file(offset))
             offset += size
-        progress.finish(_summary(args.local, target, len(files), offset, progress))
+        progress.finish(_summary(args.local, target, len(files), offset, progress, skipped))
 
 
 def get(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
@@ -121,9 +124,10 @@ def get(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
     name = posixpath.basename(source) or "sandbox-root"
     file_system = sbx.sandbox.file_system
     if args.recursive and Entry.from_reply(file_system.stat(source)).is_dir:
-        _get_tree(sbx, source, _local_target(args.local, name), args.remote)
+        local = sbx.local_area.check(_local_target(args.local, name), args.local or name)
+        _get_tree(sbx, source, local, args.remote)
         return
-    local = _local_target(args.local, name)
+    local = sbx.local_area.check(_local_target(args.local, name), args.local or name)
     try:
         with sbx.transfer(f"get {args.remote}", None) as progress:
             reply = file_system.download(source, str(local), progress=progress.file(0))
@@ -138,9 +142,14 @@ def _get_tree(sbx: SbxMagics, source: str, local: Path, shown: str) -> None:
     file_system = sbx.sandbox.file_system
     entries = entries_of(file_system.list(source, depth=TREE_DEPTH))
     local.mkdir(parents=True, exist_ok=True)
-    files = []
+    files, skipped, refused = [], 0, set()
     for entry in entries:
-        destination = local / posixpath.relpath(entry.path, source)
+        relative = posixpath.relpath(entry.path, source)
+        destination = local / relative
+        if relative.startswith(tuple(refused)) or not sbx.local_area.allows(destination):
+            skipped += 1
+            refused.add(relative + "/")
+            continue
         if entry.is_dir:
             destination.mkdir(parents=True, exist_ok=True)
         else:
@@ -150,7 +159,7 @@ def _get_tree(sbx: SbxMagics, source: str, local: Path, shown: str) -> None:
         for entry, destination in files:
             report = progress.file(offset)
             offset += file_system.download(entry.path, str(destination), progress=report)["size"]
-        progress.finish(_summary(shown, local, len(files), offset, progress))
+        progress.finish(_summary(shown, local, len(files), offset, progress, skipped))
 
 
 def _is_directory(file_system: FileSystemOperations, path: str) -> bool:
@@ -182,21 +191,40 @@ def _local_target(argument: str | None, name: str) -> Path:
     return path
 
 
-def _local_tree(root: Path, target: str) -> tuple[list[str], list[tuple[Path, str]]]:
-    """The sandbox directories to create and the (local, sandbox) file pairs to copy."""
-    directories, files = [], []
-    for directory, _, names in os.walk(root):
+def _local_tree(
+    root: Path, target: str, area: LocalArea
+) -> tuple[list[str], list[tuple[Path, str]], int]:
+    """The sandbox directories to create, the (local, sandbox) file pairs to copy, and how
+    many local entries the area keeps out (hidden ones, links that leave it)."""
+    directories, files, skipped = [], [], 0
+    for directory, folders, names in os.walk(root):
+        kept = [folder for folder in folders if area.allows(Path(directory) / folder)]
+        skipped += len(folders) - len(kept)
+        folders[:] = kept
         relative = Path(directory).relative_to(root).as_posix()
         remote_directory = posixpath.normpath(posixpath.join(target, relative))
         directories.append(remote_directory)
         for name in names:
+            if not area.allows(Path(directory) / name):
+                skipped += 1
+                continue
             files.append((Path(directory) / name, posixpath.join(remote_directory, name)))
-    return directories, files
+    return directories, files, skipped
 
 
-def _summary(source: str, target: object, count: int, size: int, progress: TransferProgress) -> str:
+def _summary(
+    source: str,
+    target: object,
+    count: int,
+    size: int,
+    progress: TransferProgress,
+    skipped: int = 0,
+) -> str:
     what = source if count == 1 else f"{count} files from {source}"
-    return f"Copied {what} to {target} ({human_size(size)} in {progress.elapsed():.1f} s)."
+    summary = f"Copied {what} to {target} ({human_size(size)} in {progress.elapsed():.1f} s)."
+    if skipped:
+        summary += f" Left out {skipped} hidden or outside entr{'y' if skipped == 1 else 'ies'}."
+    return summary
 
 
 def _verbs() -> list[Verb]:

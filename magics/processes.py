@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 
 from .errors import CommandError
 from .tables import PROCESS_COLUMNS, Process, Table
-from .verbs import REMOTE_HOME, Verb, VerbParser, remote_path, verb_parser
+from .verbs import Verb, VerbParser, remote_path, verb_parser
 
 if TYPE_CHECKING:
     from .sbx import SbxMagics
@@ -55,7 +55,7 @@ def sh(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         raise UsageError("%sbx sh: no command to run\n" + SH_PARSER.format_usage().strip())
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("%sbx sh: --timeout must be more than 0 seconds")
-    cwd = remote_path(args.cwd) if args.cwd else REMOTE_HOME
+    cwd = remote_path(args.cwd)
     timeout = math.ceil(args.timeout if args.timeout is not None else sbx.remote_timeout())
     reply = sbx.sandbox.process.cmd(command, cwd, timeout)
     result = reply.get("result") or {}

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import os
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Enum, Float, Int
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Enum, Float, Int, Unicode
 
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 from sandbox_kernel.client.session import SandboxSession
 
-from . import browse, contexts, files, filesystem, processes
+from . import browse, contexts, files, filesystem, processes, workspace
 from .completion import ListingCache
+from .expansion import expand_names
+from .local_paths import LocalArea
 from .progress import TransferProgress, widgets_render
-from .verbs import HelpShown, Verb, verb_parser
+from .verbs import REMOTE_HOME, HelpShown, Verb, verb_parser, working_directory
 
 IN_THE_SANDBOX_KERNEL = (
     "in the sandbox kernel %sbx uses the kernel's own sandbox; to change it set "
@@ -37,31 +40,48 @@ class SbxMagics(Magics):
     """
 
     displaylimit = Int(50, help="Rows of a returned table that are shown (0: all).").tag(
-        config=True
+        config=True, notebook=True
     )
     progress = Enum(
         ["auto", "widget", "text", "none"],
         "auto",
         help="How transfers show progress; auto: a widget in a Jupyter kernel, else text.",
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     progress_min_bytes = Int(
         4 * 2**20, help="Transfers of at least this many bytes show their progress."
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     timeout = Float(
         None,
         allow_none=True,
         help="Seconds a `run` cell or `sh` command may take (default: 30 on the cloud, "
         "no practical limit on the embedded server).",
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     completion_timeout = Float(
         0.5, help="Seconds Tab waits for a sandbox directory listing before giving up."
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     completion_cache_seconds = Float(
         5.0, help="Seconds a sandbox directory listing keeps serving Tab completion."
+    ).tag(config=True, notebook=True)
+
+    local_root = Unicode(
+        None,
+        allow_none=True,
+        help="Local folder that get, put and the browser's downloads stay in (default: in the "
+        "sandbox kernel, its working directory, the notebook's folder; elsewhere, anywhere).",
+    ).tag(config=True)
+    local_hidden = Bool(
+        False,
+        help="Let get, put and downloads of the sandbox kernel use local dotfiles and "
+        "dot-folders (.ssh, .bashrc, .git, ...).",
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        self._kernel_folder: str | None = None
+        self.workspace_copy: Callable[[], dict[str, tuple[int, float]] | None] | None = None
+        """The files the kernel copied into the sandbox (relative path -> size, mtime)."""
+        self.workspace_note: Callable[[], str | None] | None = None
+        """One line on the notebook's folder in the sandbox, for `%sbx status`."""
         self._session: SandboxSession | None = None
         self._owns_session = False
         self.listings = ListingCache()
@@ -80,12 +100,22 @@ class SbxMagics(Magics):
         """Use a session that its owner (the sandbox kernel) opens and closes."""
         self.close_own_session()
         self._session, self._owns_session = session, False
+        self._kernel_folder = os.getcwd() if session is not None else None
         self.listings.forget()
 
     @property
     def shares_session(self) -> bool:
         """True in the sandbox kernel: the session belongs to the kernel."""
         return self._session is not None and not self._owns_session
+
+    @property
+    def local_area(self) -> LocalArea:
+        """Where the local side of a transfer may be (see `local_paths`)."""
+        if self.local_root is not None:
+            return LocalArea(self.local_root, hidden=self.local_hidden)
+        if self.shares_session:
+            return LocalArea(self._kernel_folder, hidden=self.local_hidden)
+        return LocalArea(None)
 
     def connected(self) -> SandboxSession:
         """The open session; outside the sandbox kernel the first call connects."""
@@ -135,7 +165,9 @@ class SbxMagics(Magics):
     # ---- the magic
 
     @line_cell_magic
+    @no_var_expand
     def sbx(self, line: str, cell: str | None = None) -> Any:
+        line = expand_names(line, self.shell.user_ns if self.shell is not None else {})
         name, rest = re.match(r"\s*(\S*)\s*(.*)", line, re.DOTALL).groups()  # type: ignore[union-attr]
         if name in ("-h", "--help"):
             name = "help"
@@ -150,9 +182,12 @@ class SbxMagics(Magics):
             arguments = verb.parse(rest)
         except HelpShown:
             return None
+        cwd = self._session.cwd if self._session is not None else REMOTE_HOME
+        token = working_directory.set(cwd)
         try:
             return verb.handler(self, arguments, cell)
         finally:
+            working_directory.reset(token)
             if verb.changes_files:
                 self.listings.forget()
 
@@ -180,6 +215,12 @@ def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         print(f"network:    {info['network']}")
     if info.get("egress"):
         print(f"egress:     {', '.join(info['egress'])} (through the sandbox's proxy)")
+    print(f"cwd:        {session.cwd}")
+    copied = sbx.workspace_note() if sbx.workspace_note is not None else None
+    if copied:
+        print(f"workspace:  {copied}")
+    if session.env:
+        print(f"env:        {', '.join(sorted(session.env))}")
     if info["failure"]:
         print(f"error:      {info['failure']}")
 
@@ -264,6 +305,7 @@ GROUPS: Sequence[tuple[str, Sequence[Verb]]] = (
     (browse.GROUP, browse.VERBS),
     (processes.GROUP, processes.VERBS),
     (contexts.GROUP, contexts.VERBS),
+    (workspace.GROUP, workspace.VERBS),
     ("Sandbox", _sandbox_verbs()),
 )
 

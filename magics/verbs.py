@@ -7,6 +7,7 @@ import posixpath
 import shlex
 import textwrap
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
     from .sbx import SbxMagics
 
 REMOTE_HOME = "/home/user"
-"""The sandbox's home and working directory: relative sandbox paths start here."""
+"""The sandbox's home: `~` in a sandbox path."""
+working_directory: ContextVar[str] = ContextVar("working_directory", default=REMOTE_HOME)
+"""Where relative sandbox paths start: the cells' directory (the notebook's folder's copy
+in the sandbox kernel), set by `%sbx` for each verb it runs."""
 
 
 class HelpShown(Exception):
@@ -96,8 +100,10 @@ def split_words(text: str, prog: str = "%sbx") -> list[str]:
         raise UsageError(f"{prog}: {error}") from None
 
 
-def remote_path(path: str | None, cwd: str = REMOTE_HOME) -> str:
-    """An absolute, normalized sandbox path: relative paths start at `cwd`, `~` is the home."""
+def remote_path(path: str | None, cwd: str | None = None) -> str:
+    """An absolute, normalized sandbox path: relative paths start at `cwd` (by default the
+    cells' working directory), `~` is the home."""
+    cwd = cwd or working_directory.get()
     if not path:
         return cwd
     if path == "~" or path.startswith("~/"):

@@ -23,7 +23,13 @@ class MagicsKernel(RunningKernel):
             "SANDBOX_KERNEL_ENDPOINT": server.url,
             "SANDBOX_KERNEL_TOKEN": server.token,
         }
-        super().__init__(env, kernel_name=kernel_name, cwd=str(directory))
+        # Local files of the tests live in pytest's folders beside the kernel's own folder, as
+        # a user's config file would allow (c.SbxMagics.local_root).
+        # The magics mean the same in both kernels: cells in /home/user (no folder copy).
+        settings = [f"--SbxMagics.local_root={directory.parent}"]
+        if kernel_name == "sandbox":
+            settings.append("--SandboxKernel.workspace=none")
+        super().__init__(env, *settings, kernel_name=kernel_name, cwd=str(directory))
         if kernel_name != "sandbox":
             self.ok("%load_ext sandbox_kernel")
 

@@ -124,6 +124,9 @@ def test_pids_are_those_code_sees_and_kill_works_on_them(jail):
     kernel_pid = int(run(jail, "import os; print(os.getpid())"))
     started = jail.process.cmd("sleep 311 >/dev/null 2>&1 & echo $!", "/home/user")
     job_pid = int(started["result"]["stdout"])
+    # `$!` is the forked shell, which shows `sh -c ...` until it execs sleep: wait for that.
+    comm = f"/proc/{job_pid}/comm"
+    run(jail, f"import time\nwhile open({comm!r}).read() != 'sleep\\n':\n    time.sleep(0.01)")
     listed = {entry["pid"]: entry for entry in jail.process.list()}
     assert "kernel_app.py" in listed[kernel_pid]["cmdline"]
     assert (listed[job_pid]["cmdline"], listed[job_pid]["ppid"]) == ("sleep 311", 1)

@@ -233,7 +233,7 @@ def test_kernel_describes_itself_as_javascript(kernel):
 def test_kernel_shows_outputs_errors_and_counts_as_the_python_kernel_does(kernel):
     first, outputs = kernel.run("let y = 40; console.log('hello from', Deno.cwd())")
     assert first["status"] == "ok"
-    assert outputs == [("stream", {"name": "stdout", "text": "hello from /home/user\n"})]
+    assert outputs == [("stream", {"name": "stdout", "text": "hello from /home/user/work\n"})]
 
     second, outputs = kernel.run("y + 2")
     assert second["execution_count"] == first["execution_count"] + 1

@@ -29,6 +29,8 @@ EXTENSIONS = {
     "complete",
     "inspect",
     "reply",
+    "comms",
+    "debug",
 }
 PRINT_THEN_SLEEP = "import time\nprint('a', flush=True)\ntime.sleep(2)\nprint('b')"
 

@@ -108,7 +108,7 @@ def test_the_overview_documents_every_verb_with_an_example():
     verbs = [verb for _, group in GROUPS for verb in group]
     assert [verb.name for verb in verbs] == [
         *["cat", "write", "put", "get", "ls", "stat", "mkdir", "mv", "rm", "browse"],
-        *["sh", "ps", "proc", "kill", "ctx", "run", "push", "pull"],
+        *["sh", "ps", "proc", "kill", "ctx", "run", "push", "pull", "diff", "env"],
         *["status", "connect", "disconnect", "help"],
     ]
     for verb in verbs:

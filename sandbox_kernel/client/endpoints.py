@@ -62,6 +62,8 @@ class ExecuteOptions:
     """The count the execution takes in the notebook (the context's count moves there)."""
     past_inputs: Sequence[tuple[int, str]] = ()
     """Cells that ran elsewhere, by count, for the context's input history."""
+    comms: bool = False
+    """Comm messages of the execution come as `comm` entries (the `comms` extension)."""
 
     def body(self) -> dict[str, Any]:
         """The execute body's fields for these options (none for the defaults)."""
@@ -74,6 +76,8 @@ class ExecuteOptions:
             fields["userExpressions"] = dict(self.user_expressions)
         if self.execution_count is not None:
             fields["executionCount"] = self.execution_count
+        if self.comms:
+            fields["comms"] = True
         if self.past_inputs:
             fields["pastInputs"] = [
                 {"executionCount": count, "code": code} for count, code in self.past_inputs
@@ -227,6 +231,11 @@ def execute_streaming(
 def execution_socket(context_id: str) -> Call:
     """Where the context's WebSocket for executions opens (the "socket" extension)."""
     return Call("GET", f"contexts/{_segment(context_id)}/execute")
+
+
+def message_socket(context_id: str) -> Call:
+    """Where the context's message socket opens (the "comms" and "debug" extensions)."""
+    return Call("GET", f"contexts/{_segment(context_id)}/messages")
 
 
 def interrupt_context(context_id: str) -> Call:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import endpoints
 from .endpoints import Call, CodeLanguage, ExecuteOptions, Progress
 from .errors import SandboxError, SandboxNotFoundError, SandboxUnsupportedError
+from .messages import MessageSocket
 from .results import with_e2b_fields
 
 if TYPE_CHECKING:
@@ -405,6 +406,15 @@ class ContextOperations(_Operations):
             "inspect", endpoints.inspect, context_id, code, cursor_pos, detail_level
         )
         return await self._send_async(call)
+
+    async def open_messages_async(self, context_id: str | None = None) -> MessageSocket:
+        """Open the context's message socket: its kernel's comm and debug messages, both ways
+        (the embedded server's `comms` and `debug` extensions)."""
+        if not {"comms", "debug"} & set(self._sandbox.extensions):
+            raise SandboxUnsupportedError(
+                f"the sandbox server at {self._sandbox.endpoint} does not relay kernel messages"
+            )
+        return await self._sandbox.data_api.open_message_socket(self._required_id(context_id))
 
     def _extension(
         self, name: str, build: Callable[..., Call], context_id: str | None, *arguments: Any

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from .endpoints import ExecuteOptions
 from .errors import SandboxError, SandboxNotFoundError
 from .operations import ContextOperations
 from .sandbox import CodeInterpreterSandbox
 from .settings import EMBEDDED, ClientSettings, chooses_embedded
 
 log = logging.getLogger(__name__)
+
+HOME = "/home/user"
+Prepare = Callable[[CodeInterpreterSandbox], Awaitable[None]]
+"""Work on a new sandbox before its first context (the kernel copies the notebook's folder)."""
+QUIET = ExecuteOptions(silent=True, store_history=False)
 
 CLOUD_TIMEOUT = 30.0
 """Seconds the cloud lets one synchronous execution or command run."""
@@ -37,6 +44,10 @@ class SandboxSession:
         keep_sandbox: bool = False,
         language: str = "python",
         history_file: str | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str = HOME,
+        prepare: Prepare | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
@@ -46,6 +57,14 @@ class SandboxSession:
         self.language = language
         self.history_file = history_file
         """The IPython history file of the contexts it creates (`:memory:`: none on disk)."""
+        self.env: dict[str, str] = dict(env or {})
+        """Variables for the sandbox's interpreters, the host's own never among them."""
+        self._env_in_contexts: dict[str, str] = {}
+        """The part of `env` each new context is told itself (the server did not take it)."""
+        self.cwd = cwd
+        """The working directory of the contexts it creates."""
+        self.prepare = prepare
+        """Work on a sandbox this session creates, before its first context (`open_async`)."""
         self.sandbox: CodeInterpreterSandbox | None = None
         self.context: ContextOperations | None = None
         self.health: dict[str, Any] = {}
@@ -119,7 +138,7 @@ class SandboxSession:
                 self.sandbox_id = self.sandbox.sandbox_id
             self._remember_health(self.sandbox.check_health())
             self.context = self.sandbox.context.create(
-                language=self.language, history_file=self.history_file
+                language=self.language, cwd=self.cwd, history_file=self.history_file
             )
             self.owned_contexts.add(self.context.context_id)
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
@@ -141,14 +160,17 @@ class SandboxSession:
                     self.sandbox = await self._rejoined(endpoint, token)
                 if self.sandbox is None:
                     self.sandbox = await CodeInterpreterSandbox.create_async(
-                        self.template, endpoint, token
+                        self.template, endpoint, token, env=self.env or None
                     )
                     self.created_sandbox = True
+                    self._env_in_contexts = {}
+                    if self.prepare is not None:
+                        await self.prepare(self.sandbox)
                 self.sandbox_id = self.sandbox.sandbox_id
             self._remember_health(await self.sandbox.check_health_async())
-            self.context = await self._joined_context() or await self.sandbox.context.create_async(
-                language=self.language, history_file=self.history_file
-            )
+            if not (self.created_sandbox and self.is_embedded_server):
+                self._env_in_contexts = dict(self.env)  # a cloud or joined sandbox has its own
+            self.context = await self._joined_context() or await self._new_context_async()
             self.owned_contexts.add(self.context.context_id)
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
 
@@ -179,10 +201,38 @@ class SandboxSession:
             with contextlib.suppress(SandboxError):
                 await self.context.delete_async()
             self.owned_contexts.discard(lost)
-        self.context = await self.sandbox.context.create_async(
-            language=self.language, history_file=self.history_file
-        )
+        self.context = await self._new_context_async()
         self.owned_contexts.add(self.context.context_id)
+
+    async def _new_context_async(self) -> ContextOperations:
+        """A context in the session's directory, told the variables the server did not take."""
+        context = await self.sandbox.context.create_async(
+            language=self.language, cwd=self.cwd, history_file=self.history_file
+        )
+        if self._env_in_contexts:
+            await self._set_env_async(context, self._env_in_contexts)
+        return context
+
+    async def set_env_async(self, variables: dict[str, str]) -> None:
+        """Set variables in the current context's interpreter, and in every later one."""
+        if self.context is None:
+            raise SandboxError("not connected to a sandbox")
+        await self._set_env_async(self.context, variables)
+        self.env.update(variables)
+        self._env_in_contexts.update(variables)
+
+    def set_env(self, variables: dict[str, str]) -> None:
+        """`set_env_async` for the magics outside the kernel's loop."""
+        if self.context is None:
+            raise SandboxError("not connected to a sandbox")
+        reply = self.context.execute(env_code(self.language, variables), options=QUIET)
+        _raise_on_error(reply)
+        self.env.update(variables)
+        self._env_in_contexts.update(variables)
+
+    async def _set_env_async(self, context: ContextOperations, variables: dict[str, str]) -> None:
+        reply = await context.execute_async(env_code(self.language, variables), options=QUIET)
+        _raise_on_error(reply)
 
     def new_context(self, language: str, cwd: str) -> str:
         """Create another context in the sandbox (not the one in use), owned by this session."""
@@ -308,3 +358,18 @@ class SandboxSession:
             "server": self.health.get("server", "AgentRun") if self.health else "(not known yet)",
             "created_sandbox": self.created_sandbox,
         }
+
+
+def env_code(language: str, variables: dict[str, str]) -> str:
+    """Code that sets `variables` in an interpreter of `language`, leaving no names behind."""
+    if language == "javascript":
+        return "".join(
+            f"Deno.env.set({json.dumps(k)}, {json.dumps(v)});" for k, v in variables.items()
+        )
+    return f"__import__('os').environ.update({variables!r})"
+
+
+def _raise_on_error(reply: Any) -> None:
+    for entry in reply.get("results", []) if isinstance(reply, dict) else []:
+        if entry.get("type") == "error":
+            raise SandboxError(f"could not set the variables: {entry.get('value', '')}")

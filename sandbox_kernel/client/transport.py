@@ -19,13 +19,14 @@ import httpx
 
 from . import transfers
 from .auth import RamSignatureAuth
-from .endpoints import DEFAULT_READ_TIMEOUT, Call, Progress, execution_socket
+from .endpoints import DEFAULT_READ_TIMEOUT, Call, Progress, execution_socket, message_socket
 from .errors import (
     SandboxConnectionError,
     SandboxError,
     SandboxTimeoutError,
     error_from_response,
 )
+from .messages import MessageSocket
 from .settings import ClientSettings
 from .sockets import ExecutionSockets, SocketRefused
 
@@ -243,6 +244,10 @@ class DataClient:
                 self._sockets_refused = True
         async for entry in self.stream_async(call):
             yield entry
+
+    async def open_message_socket(self, context_id: str) -> MessageSocket:
+        """Open the context's message socket (comm and debug messages)."""
+        return await MessageSocket.open(self.url(message_socket(context_id)), self._headers)
 
     def close(self) -> None:
         """Close the sync connection pool."""

@@ -50,10 +50,17 @@ class CellRun:
     """
 
     def __init__(
-        self, cell: Cell, publish: Publish, explain_timeout: ExplainTimeout | None = None
+        self,
+        cell: Cell,
+        publish: Publish,
+        explain_timeout: ExplainTimeout | None = None,
+        *,
+        trusted: bool = False,
     ) -> None:
         self.cell = cell
         self.publish = publish
+        self.trusted = trusted
+        """Show what the sandbox displays as it is (see `sanitize`)."""
         self.explain_timeout = explain_timeout
         self.end: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
@@ -128,6 +135,6 @@ class CellRun:
     def _show(self, entry: dict[str, Any]) -> None:
         if self.cell.silent and entry.get("type") == "result" and entry.get("isMainResult"):
             return  # a silent cell has no result, even from a server that does not know it
-        message = message_for(entry, self.cell.reply_count)
+        message = message_for(entry, self.cell.reply_count, trusted=self.trusted)
         if message is not None:
             self.publish(*message)

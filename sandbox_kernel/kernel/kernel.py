@@ -12,17 +12,23 @@ import contextlib
 import logging
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
-from traitlets import Bool, Enum, Float, Unicode
+from traitlets import Bool, Dict, Enum, Float, Type, Unicode
 
 from .. import __version__
+from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
 from .cells import Cell, CellRun
+from .comms import SandboxComms
+from .local_cells import LocalCellError, local_python
+from .local_shell import SandboxShell
 from .remote import RemoteCells
 from .routing import MixedCellError, Route, is_local_at, route
 from .supervisor import Supervisor, restart_record_path
+from .workspace import WORKSPACE, Packed, copy_folder
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,8 @@ BANNER_WAIT_SECONDS = 0.9
 """How long after start-up kernel_info waits for the sandbox, so that the banner can say
 which one: under the second after which jupyter_client's wait_for_ready asks again."""
 # ipykernel pauses this long after each cell so that output written here lands first.
+DEBUG_SECONDS = 35.0
+DEBUGGER_WAIT_SECONDS = 5.0
 LOCAL_EXECUTE_SLEEP = IPythonKernel._execute_sleep.default_value
 MEMORY_HISTORY = ":memory:"
 JAVASCRIPT_LANGUAGE_INFO = {
@@ -57,6 +65,7 @@ class SandboxKernel(IPythonKernel):
 
     implementation = "sandbox-kernel"
     implementation_version = __version__
+    shell_class = Type(SandboxShell)
 
     endpoint = Unicode(
         None, allow_none=True, help="Sandbox server URL (default: environment, else embedded)."
@@ -73,9 +82,29 @@ class SandboxKernel(IPythonKernel):
         allow_none=True,
         help="Seconds one cell may run in the sandbox (default: 30 on the cloud, "
         "no practical limit on the embedded server).",
-    ).tag(config=True)
+    ).tag(config=True, notebook=True)
     keep_sandbox = Bool(
         False, help="Leave the sandbox this kernel created running when the kernel shuts down."
+    ).tag(config=True)
+    workspace = Enum(
+        ["copy", "none"],
+        "copy",
+        help=f"copy: the notebook's folder (the kernel's working directory) is copied into a "
+        f"sandbox the kernel creates, at {WORKSPACE}, where cells run; writes stay in the "
+        "sandbox. Dotfiles and dot-folders stay behind. none: cells run in /home/user.",
+    ).tag(config=True)
+    workspace_limit_mb = Float(
+        50, help="Megabytes of the notebook's folder copied at most; the rest stays behind."
+    ).tag(config=True)
+    env = Dict(
+        value_trait=Unicode(),
+        help="Variables for the sandbox's interpreters (nothing of the host's environment "
+        "passes otherwise); %sbx env NAME=VALUE adds more from a notebook.",
+    ).tag(config=True)
+    trust_outputs = Bool(
+        False,
+        help="Show what sandbox code displays as it is: its scripts run in your browser, "
+        "with your Jupyter session. Off: HTML is cleaned and JavaScript left out.",
     ).tag(config=True)
     language = Enum(
         ["python", "javascript"], "python", help="Language of the sandbox context cells run in."
@@ -95,15 +124,61 @@ class SandboxKernel(IPythonKernel):
             keep_sandbox=self.keep_sandbox,
             language=self.language,
             history_file=MEMORY_HISTORY if str(history) == MEMORY_HISTORY else None,
+            env=dict(self.env),
+            **self._workspace_settings(),
         )
         connection_file = getattr(self.parent, "connection_file", "")
         self.supervisor = Supervisor(self.sandbox_session, restart_record_path(connection_file))
         self.remote = RemoteCells(self.supervisor, self._publish, self._ask_input)
+        self.remote.trust_outputs = self.trust_outputs
+        self.sandbox_comms = SandboxComms(
+            self._send_iopub,
+            lambda: set(self.comm_manager.comms),
+            trusted=lambda: self.trust_outputs,
+        )
+        self.sandbox_comms.on_debug_event = self._publish_debug_event_of_sandbox
+        self.remote.comms = self.sandbox_comms
+        self.remote.cell_parent = lambda: self.get_parent("shell")
+        for msg_type in ("comm_open", "comm_msg", "comm_close"):
+            self.shell_handlers[msg_type] = self._route_comm
         self._started_at = time.monotonic()
         if self.shell is not None:
             self.shell.configurables.append(self)
             self.shell.extension_manager.load_extension("magics")
-            self.shell.magics_manager.registry["SbxMagics"].session = self.sandbox_session
+            magics = self.shell.magics_manager.registry["SbxMagics"]
+            magics.session = self.sandbox_session
+            magics.workspace_copy = lambda: self.workspace_copy and self.workspace_copy.files
+            magics.workspace_note = lambda: self.workspace_copy and self.workspace_copy.summary()
+
+    def _workspace_settings(self) -> dict[str, Any]:
+        """Where the session's contexts run, and the copy of the folder a new sandbox gets."""
+        self.workspace_copy: Packed | None = None
+        self._folder = Path.cwd()
+        if self.workspace == "none" or self.sandbox_id:
+            return {}
+        return {"cwd": WORKSPACE, "prepare": self._copy_workspace}
+
+    async def _copy_workspace(self, sandbox: CodeInterpreterSandbox) -> None:
+        """Copy the notebook's folder in; a failure is told in the first cell, not fatal."""
+        limit = int(self.workspace_limit_mb * 2**20)
+        try:
+            self.workspace_copy = await copy_folder(sandbox, self._folder, limit)
+        except Exception as error:
+            self.log.warning("copying %s into the sandbox failed: %s", self._folder, error)
+            await sandbox.file_system.mkdir_async(WORKSPACE, parents=True)
+            self.remote.notices.append(
+                f"The notebook's folder was not copied into the sandbox ({error}); cells run "
+                f"in an empty {WORKSPACE}."
+            )
+            return
+        copied = self.workspace_copy
+        left_out = copied.left_out()
+        if left_out:
+            hint = " (c.SandboxKernel.workspace_limit_mb sets the limit)" if copied.too_big else ""
+            self.remote.notices.append(
+                f"Copied {self._folder} to {WORKSPACE} in the sandbox, leaving out "
+                f"{left_out}{hint}."
+            )
 
     def start(self) -> None:
         super().start()
@@ -121,19 +196,40 @@ class SandboxKernel(IPythonKernel):
     @property
     def kernel_info(self) -> dict[str, Any]:
         info = dict(super().kernel_info)
-        info["supported_features"] = [
-            feature for feature in info.get("supported_features", []) if feature != "debugger"
-        ]
+        features = [item for item in info.get("supported_features", []) if item != "debugger"]
+        if self._offers_debugger():
+            features.append("debugger")
+        info["supported_features"] = features
+        info["debugger"] = self._offers_debugger()
         return info
+
+    def _offers_debugger(self) -> bool:
+        """The sandbox's interpreter is debugged, never this process: only where the server
+        forwards debug requests (its `debug` extension), and only for Python."""
+        session = self.sandbox_session
+        return self.language == "python" and session.is_open and "debug" in session.extensions
 
     async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
         waited = time.monotonic() - self._started_at
-        await self.supervisor.opened(BANNER_WAIT_SECONDS - waited)
+        # Python's kernel_info also says whether the debugger is offered, which only the open
+        # session knows: JupyterLab asks once, so wait longer for it.
+        limit = DEBUGGER_WAIT_SECONDS if self.language == "python" else BANNER_WAIT_SECONDS
+        await self.supervisor.opened(limit - waited)
         await super().kernel_info_request(stream, ident, parent)
 
     async def do_debug_request(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Refuse at once, so the control channel keeps answering (interrupts, shutdown):
-        debugging runs in the sandbox's interpreter, and no server forwards it yet."""
+        """Forward a DAP request to the sandbox's interpreter where the server offers it;
+        else refuse at once, so the control channel keeps answering (interrupts, shutdown).
+        This process itself is never debugged."""
+        if self._offers_debugger():
+            comms, session = self.sandbox_comms, self.sandbox_session
+
+            async def forward() -> dict[str, Any]:
+                await comms.connect(session.context, session.context_id)
+                return await comms.debug_request(msg)
+
+            with contextlib.suppress(Exception):
+                return await self.supervisor.on_main_loop(forward, DEBUG_SECONDS)
         return {
             "type": "response",
             "request_seq": msg.get("seq", 0),
@@ -160,7 +256,9 @@ class SandboxKernel(IPythonKernel):
         cell = Cell(shell.execution_count, silent, store_history)
         try:
             where = route(code)
-        except MixedCellError as error:
+            if where is Route.LOCAL:
+                local_python(code)  # refuses what only looks local
+        except (MixedCellError, LocalCellError) as error:
             run = CellRun(cell, self._publish)
             run.stop({"name": "UsageError", "value": str(error), "traceback": ""})
             return self._replied(cell, run.reply())
@@ -233,6 +331,54 @@ class SandboxKernel(IPythonKernel):
                 restart=False, keep_sandbox=self.keep_sandbox, timeout=SHUTDOWN_SECONDS
             )
         self.shell.exit_now = True
+
+    def _send_iopub(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: dict[str, Any] | None,
+        *,
+        buffers: list[bytes] | None = None,
+    ) -> None:
+        """Publish a message of the sandbox's widgets under the notebook's `parent`."""
+        self.session.send(
+            self.iopub_socket,
+            msg_type,
+            content,
+            parent=parent or {},
+            ident=self._topic(msg_type),
+            buffers=buffers or None,
+        )
+
+    def _publish_debug_event_of_sandbox(self, event: dict[str, Any]) -> None:
+        self.session.send(
+            self.iopub_socket,
+            "debug_event",
+            event,
+            parent=self.get_parent("control"),
+            ident=self._topic("debug_event"),
+        )
+
+    async def _route_comm(self, stream: Any, ident: Any, msg: dict[str, Any]) -> None:
+        """A comm message of the notebook: the sandbox's comms go there, the rest to this
+        process's own comm manager (the `%sbx browse` widgets)."""
+        if self.sandbox_comms.is_for_sandbox(msg, set(self.comm_manager.targets)):
+            with contextlib.suppress(Exception):
+                await self.sandbox_comms.to_sandbox(msg)
+            return
+        getattr(self.comm_manager, msg["header"]["msg_type"])(stream, ident, msg)
+
+    async def comm_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
+        """This process's comms and the sandbox's, as one kernel's."""
+        target_name = parent["content"].get("target_name")
+        comms = {
+            comm_id: {"target_name": comm.target_name}
+            for comm_id, comm in self.comm_manager.comms.items()
+            if target_name is None or comm.target_name == target_name
+        }
+        comms.update(self.sandbox_comms.comm_info(target_name))
+        content = {"comms": comms, "status": "ok"}
+        self.session.send(stream, "comm_info_reply", content, parent, ident)
 
     def _publish(self, msg_type: str, content: dict[str, Any]) -> None:
         self.session.send(

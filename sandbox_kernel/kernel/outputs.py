@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client.results import error_content, mime_bundle
+from .sanitize import safe_bundle
 
 __all__ = ["MESSAGES", "error_content", "message_for", "mime_bundle"]
 
@@ -52,7 +53,18 @@ MESSAGES: dict[str, Callable[[dict[str, Any], int], Message]] = {
 """Entry type -> the builder of its Jupyter message (entries of other types are not output)."""
 
 
-def message_for(entry: dict[str, Any], execution_count: int) -> Message | None:
-    """The iopub message for one entry, or None for entries that are not output."""
+DISPLAYS = frozenset({"execute_result", "display_data", "update_display_data"})
+
+
+def message_for(
+    entry: dict[str, Any], execution_count: int, *, trusted: bool = False
+) -> Message | None:
+    """The iopub message for one entry, or None for entries that are not output. Unless
+    `trusted`, what it displays is made safe for the browser (see `sanitize`)."""
     build = MESSAGES.get(str(entry.get("type")))
-    return None if build is None else build(entry, execution_count)
+    if build is None:
+        return None
+    msg_type, content = build(entry, execution_count)
+    if not trusted and msg_type in DISPLAYS:
+        content["data"] = safe_bundle(content["data"])
+    return msg_type, content

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,10 @@ from typing import Any
 from ..client import SandboxConnectionError, SandboxNotFoundError
 from ..client.endpoints import ExecuteOptions
 from .cells import Cell, CellRun, Publish
+from .comms import NO_COMMS_NOTE, WIDGET_VIEW, SandboxComms
 from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
 
 INTERRUPT_GRACE_SECONDS = 5.0
 AskInput = Callable[[dict[str, Any], bool], str]
@@ -39,6 +43,15 @@ class RemoteCells:
         self.supervisor = supervisor
         self.publish = publish
         self.ask_input = ask_input
+        self.notices: list[str] = []
+        """Lines the next forwarded cell shows first, once (what the kernel's start left out)."""
+        self.trust_outputs = False
+        self.noted_widgets = False
+        self.comms: SandboxComms | None = None
+        """The sandbox's widgets (set by the kernel); None: widgets show as text."""
+        self.cell_parent: Callable[[], dict[str, Any]] = dict
+        """The notebook's message of the running cell."""
+        """Show what the sandbox displays as it is, scripts included (see `sanitize`)."""
         self.past_inputs: dict[int, str] = {}
         """Inputs of the kernel's own cells since the last forwarded one, by count."""
 
@@ -59,8 +72,14 @@ class RemoteCells:
 
         `timeout` is the kernel's setting (None: the server's default where it has no cap).
         """
-        run = CellRun(cell, self.publish, lambda _notice: self._explain_timeout(timeout))
+        run = CellRun(
+            cell,
+            self.publish,
+            lambda _notice: self._explain_timeout(timeout),
+            trusted=self.trust_outputs,
+        )
         state = _Forwarding()
+        await self._show_notices(cell)
         task = asyncio.ensure_future(
             self._forward(code, run, state, allow_stdin, user_expressions, timeout)
         )
@@ -82,6 +101,15 @@ class RemoteCells:
             reply["user_expressions"] = {name: UNSUPPORTED_EXPRESSION for name in user_expressions}
         return reply
 
+    async def _show_notices(self, cell: Cell) -> None:
+        """Publish the pending notices (after the sandbox opened: opening may add some)."""
+        if cell.silent:
+            return
+        with contextlib.suppress(Exception):  # a failure to open is this cell's own error
+            await self.supervisor.ready()
+        while self.notices:
+            self.publish("stream", {"name": "stderr", "text": self.notices.pop(0) + "\n"})
+
     async def _forward(
         self,
         code: str,
@@ -96,9 +124,11 @@ class RemoteCells:
         session = self.supervisor.session
         context = session.context
         extensions = session.extensions
+        relays_comms = await self._comms_ready(session)
         options = None
         if "reply" in extensions:
             options = ExecuteOptions(
+                comms=relays_comms,
                 silent=run.cell.silent,
                 store_history=run.cell.store_history,
                 user_expressions=user_expressions or None,
@@ -115,14 +145,47 @@ class RemoteCells:
                 if entry.get("type") == "inputRequest":
                     await self._answer_input(entry, allow_stdin)
                 else:
-                    run.feed(entry)
+                    self._feed(run, entry)
         else:
             limit = timeout if timeout is not None else session.default_timeout
             reply = await context.execute_async(code, timeout=limit, options=options)
             for entry in reply.get("results", []):
-                run.feed(entry)
+                self._feed(run, entry)
         if options is not None:
             self.past_inputs.clear()
+
+    async def _comms_ready(self, session: Any) -> bool:
+        """True when the context's message socket is open, so its widgets reach the notebook."""
+        if (
+            self.comms is None
+            or "comms" not in session.extensions
+            or "reply" not in (session.extensions)
+        ):
+            return False
+        try:
+            await self.comms.connect(session.context, session.context_id)
+        except Exception as error:  # widgets then show as text; cells still run
+            log.warning("the context's message socket did not open: %s", error)
+            return False
+        return True
+
+    def _feed(self, run: CellRun, entry: dict[str, Any]) -> None:
+        """Give `run` the entry; the sandbox's comm messages and widget views go through
+        `comms` (a view of a widget the notebook cannot reach shows as its text)."""
+        if entry.get("type") == "comm":
+            if self.comms is not None and self.comms.socket is not None:
+                self.comms.from_execution(entry, self.cell_parent())
+            return
+        bundle = entry.get("bundle")
+        if entry.get("type") == "result" and isinstance(bundle, dict) and WIDGET_VIEW in bundle:
+            shown = self.comms.view_bundle(bundle) if self.comms is not None else {}
+            if WIDGET_VIEW not in shown:
+                entry = {**entry, "bundle": shown or {"text/plain": bundle.get("text/plain", "")}}
+                unrelayed = self.comms is None or self.comms.socket is None
+                if unrelayed and not self.noted_widgets and not run.cell.silent:
+                    self.noted_widgets = True
+                    self.publish("stream", {"name": "stderr", "text": NO_COMMS_NOTE + "\n"})
+        run.feed(entry)
 
     async def _answer_input(self, entry: dict[str, Any], allow_stdin: bool) -> None:
         """Ask the frontend (the notebook's input box) and pass the answer to the sandbox."""

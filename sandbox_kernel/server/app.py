@@ -31,6 +31,7 @@ from .gate import AccessGate
 from .isolation import IsolationSettings
 from .names import requested, shown
 from .paths import HOME, normalize
+from .relay import MessageRelay
 from .sandboxes import Sandbox, SandboxRegistry
 from .templates import TemplateStore
 from .uploads import RAW_UPLOAD, UploadReceiver, receive_raw
@@ -47,6 +48,8 @@ EXTENSIONS = (
     "complete",
     "inspect",
     "reply",
+    "comms",
+    "debug",
     "rawUpload",
 )
 NDJSON = "application/x-ndjson"
@@ -145,6 +148,17 @@ def check_timeout(body: Execute | Command) -> None:
         raise InvalidRequest("field 'timeout' must be a positive number of seconds")
 
 
+async def _send_relayed(websocket: WebSocket, relay: MessageRelay) -> None:
+    """Write the relay's frames to the socket as they come."""
+    with contextlib.suppress(Exception):
+        while True:
+            frame = await relay.outgoing.get()
+            if isinstance(frame, bytes):
+                await websocket.send_bytes(frame)
+            else:
+                await websocket.send_text(frame)
+
+
 def request_error(error: ApiError) -> str:
     """The entry that refuses an execution sent over a WebSocket."""
     refusal = {"status": error.status, "code": error.code, "message": error.message}
@@ -226,6 +240,8 @@ class Execute(Body):
     user_expressions: dict[str, str] = Field(default_factory=dict, alias="userExpressions")
     execution_count: int | None = Field(default=None, alias="executionCount", ge=0)
     past_inputs: list[PastInput] = Field(default_factory=list, alias="pastInputs")
+    # The `comms` extension: the execution's comm messages as `comm` entries.
+    comms: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -485,6 +501,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 past_inputs=[(past.execution_count, past.code) for past in body.past_inputs],
                 reply_fields=True,
             )
+        if streaming and body.comms and "comms" in settings.extensions:
+            request = replace(request, comms=True)
 
         async def entries() -> AsyncIterator[dict[str, Any]]:
             async for entry in context.execute(request):
@@ -538,6 +556,38 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     async with contextlib.aclosing(entries):
                         async for entry in entries:
                             await websocket.send_text(json.dumps(entry))
+
+    relayed = [name for name in ("comms", "debug") if name in settings.extensions]
+    if relayed:
+
+        @app.websocket("/sandboxes/{sandbox_id}/contexts/{context_id}/messages")
+        async def relay_messages(websocket: WebSocket, sandbox_id: str, context_id: str):
+            """The context kernel's comm and debug messages, both ways (relay.py); a frame
+            the server does not relay is answered with one `requestError` frame."""
+            try:
+                context = running_context(sandbox_id, context_id)
+                channels = context.channels
+                if channels is None:
+                    raise InvalidRequest("the context is not running")
+            except ApiError as error:
+                await websocket.close(code=4404, reason=error.message[:120])
+                return
+            await websocket.accept()
+            with MessageRelay(channels, relayed) as relay:
+                sender = asyncio.create_task(_send_relayed(websocket, relay))
+                try:
+                    with contextlib.suppress(WebSocketDisconnect):
+                        while True:
+                            message = await websocket.receive()
+                            if message["type"] == "websocket.disconnect":
+                                return
+                            frame = message.get("text")
+                            frame = frame if frame is not None else message.get("bytes") or b""
+                            refusal = relay.receive(frame)
+                            if refusal is not None:
+                                relay.outgoing.put_nowait(request_error(InvalidRequest(refusal)))
+                finally:
+                    sender.cancel()
 
     if "interrupt" in settings.extensions:
 

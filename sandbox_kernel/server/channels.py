@@ -25,6 +25,7 @@ from .execution import Action, Execution, ExecutionRequest
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+CHANNELS = ("iopub", "shell", "stdin", "control")
 READY_TIMEOUT_SECONDS = 60.0
 STDIN_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
@@ -49,10 +50,13 @@ class KernelChannels:
         self._stdin_connected = True
         self.pending_input: str | None = None
         self.running: Execution | None = None
+        self.relays: set[Any] = set()
+        """Message sockets (`relay.MessageRelay`) offered what no request is waiting for."""
 
     def start(self) -> None:
         self._readers = [
-            asyncio.create_task(self._read(channel)) for channel in ("iopub", "shell", "stdin")
+            asyncio.create_task(self._read(channel))
+            for channel in ("iopub", "shell", "stdin", "control")
         ]
         self._stdin_monitor = self.client.stdin_channel.socket.get_monitor_socket(STDIN_EVENTS)
 
@@ -86,8 +90,11 @@ class KernelChannels:
                 continue
             parent = message["parent_header"].get("msg_id")
             queue = self._waiting.get(parent)
-            if queue is not None:
+            if queue is not None and message["msg_type"] != "debug_event":
                 queue.put_nowait((channel, message))
+            else:
+                for relay in list(self.relays):
+                    relay.offer(channel, message)
 
     @contextlib.contextmanager
     def _expecting(self, msg_id: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from ..client.results import FIELD_MIMES, e2b_fields
@@ -63,3 +64,16 @@ def end_entry(status: str, execution_count: int | None, **reply: Any) -> dict[st
     """The last entry of an execution: its outcome as data (`ok`, `error`, `timeout`,
     `interrupted`, `died`), and `reply`'s fields (payload, userExpressions, error) as given."""
     return {"type": "endOfExecution", "status": status, "executionCount": execution_count, **reply}
+
+
+def comm_entry(message: dict[str, Any]) -> dict[str, Any]:
+    """A `comm` entry: a comm message of the execution, its buffers in base64, and the
+    context kernel's parent message id (what an Output widget's `msg_id` names)."""
+    return {
+        "type": "comm",
+        "msgType": message["msg_type"],
+        "content": message["content"],
+        "metadata": message["metadata"],
+        "buffers": [base64.b64encode(bytes(buffer)).decode() for buffer in message["buffers"]],
+        "parentMsgId": message["parent_header"].get("msg_id"),
+    }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .entries import end_entry, entry_from_iopub, error_entry
+from .entries import comm_entry, end_entry, entry_from_iopub, error_entry
 
 POLL_SECONDS = 1.0
 """How often a quiet execution checks that its kernel still lives."""
@@ -22,6 +22,7 @@ REPLY_AFTER_IDLE_SECONDS = 5.0
 """How long an execution waits for the reply once the kernel has gone idle."""
 INTERRUPT_GRACE_SECONDS = 5.0
 """How long a kernel interrupted for a timeout has to go idle before it is restarted."""
+COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
 DIED = ("ContextDied", "the interpreter process died during execution; its state is lost")
 INTERRUPTED = ("KeyboardInterrupt", "the execution was interrupted")
 
@@ -52,6 +53,8 @@ class ExecutionRequest:
     reports only in its reply (a UsageError) becomes an error entry."""
     reply_fields: bool = False
     """`endOfExecution` carries the reply's payload, userExpressions and error (`reply`)."""
+    comms: bool = False
+    """The execution's comm messages become `comm` entries (the `comms` extension)."""
 
     def content(self) -> dict[str, Any]:
         """The execute_request's content."""
@@ -138,6 +141,9 @@ class Execution:
         elif msg_type == "status":
             if content.get("execution_state") == "idle":
                 self.idle_at = now
+        elif msg_type in COMM_MESSAGES:
+            if self.request.comms:
+                entries.append(comm_entry(message))
         else:
             entry = self._output(msg_type, content)
             if entry is not None:
