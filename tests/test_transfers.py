@@ -114,3 +114,22 @@ def test_a_body_cut_short_leaves_nothing(server, sandbox):
 def test_the_server_connections_offer_zero_copy():
     assert ZERO_COPY
     assert zerocopy.SENDFILE == "http.response.zerocopysend"
+
+
+def test_a_uvicorn_cycle_of_another_shape_gets_no_extension():
+    """A uvicorn whose request cycle lacks a field zerocopy reads keeps the chunked path."""
+
+    class Cycle:
+        pass
+
+    cycle = Cycle()
+    for field in zerocopy.CYCLE_FIELDS:
+        setattr(cycle, field, None)
+    cycle.scope = {"type": "http"}
+    del cycle.flow
+    protocol = type("Protocol", (), {"cycle": cycle, "scope": cycle.scope})()
+    zerocopy.equip(protocol)
+    assert "extensions" not in cycle.scope
+    cycle.flow = None
+    zerocopy.equip(protocol)
+    assert set(cycle.scope["extensions"]) == {zerocopy.SENDFILE, zerocopy.RECEIVE_INTO}

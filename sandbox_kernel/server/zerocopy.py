@@ -36,12 +36,33 @@ class BodyEnded(Exception):
     """The client stopped sending before the body's declared length."""
 
 
+CYCLE_FIELDS = (
+    "body",
+    "chunked_encoding",
+    "disconnected",
+    "expected_content_length",
+    "flow",
+    "keep_alive",
+    "more_body",
+    "response_complete",
+    "response_started",
+    "scope",
+    "send",
+    "transport",
+    "waiting_for_100_continue",
+)
+"""What this module reads of uvicorn's request cycle. A uvicorn whose cycle lacks one of
+them gets neither extension, and the routes use their chunked fallbacks."""
+
+
 def equip(protocol: Any) -> None:
     """Offer both extensions on the request `protocol` (an httptools protocol) just parsed
     the headers of; its cycle's ASGI task has not run yet."""
-    cycle = protocol.cycle
-    if cycle is None or cycle.scope is not protocol.scope:
+    cycle = getattr(protocol, "cycle", None)
+    if cycle is None or cycle.scope is not getattr(protocol, "scope", None):
         return  # a WebSocket upgrade: no cycle of its own
+    if not all(hasattr(cycle, field) for field in CYCLE_FIELDS):
+        return
     extensions = cycle.scope.setdefault("extensions", {})
     extensions[SENDFILE] = {}
     extensions[RECEIVE_INTO] = {"receive_into": lambda fd, length: _receive_into(cycle, fd, length)}
