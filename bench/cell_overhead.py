@@ -103,24 +103,25 @@ def measure(cells: int = 300, starts: int = 5) -> list[Row]:
             "trivial cell p50 (ms), sandbox vs python3",
             percentile(latency["sandbox"], 0.5) * ms,
             percentile(latency["python3"], 0.5) * ms,
-            "<= 1.6",
+            "<= 1.3",
         ),
         Row(
             "trivial cell p99 (ms), sandbox vs python3",
             percentile(latency["sandbox"], 0.99) * ms,
             percentile(latency["python3"], 0.99) * ms,
-            "<= 2.0",
+            "<= 1.5",
         ),
         Row(
             "start to first result, warm server (ms)",
             statistics.median(start_times["sandbox"]) * ms,
             statistics.median(start_times["python3"]) * ms,
-            "<= 1.5",
+            "<= 1.2",
         ),
         Row(
             "start to first result, cold server (ms)",
             cold * ms,
             statistics.median(start_times["python3"]) * ms,
+            "<= 1.5",
         ),
     ]
 

@@ -30,7 +30,8 @@ class Call:
     """One request: what to send and how to read the reply, independent of sync or async.
 
     `path` is relative to the sandbox (`"files"`, `""` for the sandbox itself) or absolute
-    (`"/sandboxes"`). An upload sends `upload_from` as part `file` with `form` fields; a
+    (`"/sandboxes"`). An upload sends `upload_from` as part `file` with `form` fields, or
+    as the whole body when `raw_upload` (the embedded server's `rawUpload` extension); a
     download streams the body into `download_to`.
     """
 
@@ -46,6 +47,7 @@ class Call:
     progress: Progress | None = None
     streams_lines: bool = False
     """The reply is NDJSON, one entry a line, read as it arrives."""
+    raw_upload: bool = False
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,21 @@ def remove(path: str) -> Call:
     return Call("POST", "filesystem/remove", json={"path": path})
 
 
-def upload(local_file_path: str, target_file_path: str, progress: Progress | None) -> Call:
+def upload(
+    local_file_path: str, target_file_path: str, progress: Progress | None, *, raw: bool = False
+) -> Call:
+    """Multipart as the cloud takes it, or with `raw` the file as the body, the target in
+    the query (the embedded server's `rawUpload` extension: no multipart to build or parse)."""
+    if raw:
+        return Call(
+            "POST",
+            "filesystem/upload",
+            params={"path": target_file_path},
+            read_timeout=None,
+            upload_from=local_file_path,
+            progress=progress,
+            raw_upload=True,
+        )
     return Call(
         "POST",
         "filesystem/upload",

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+RAW_UPLOAD = "rawUpload"
+"""The embedded server's extension: an upload's body is the file itself."""
 EntryCallback = Callable[[dict[str, Any]], None]
 """Called with each result entry of an execution."""
 
@@ -136,13 +138,16 @@ class FileSystemOperations(_Operations):
         self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
     ) -> Any:
         """Stream a local file to `target_file_path` in the sandbox."""
-        return self._send(endpoints.upload(local_file_path, target_file_path, progress))
+        raw = RAW_UPLOAD in self._sandbox.extensions
+        return self._send(endpoints.upload(local_file_path, target_file_path, progress, raw=raw))
 
     async def upload_async(
         self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
     ) -> Any:
         """Stream a local file to `target_file_path` in the sandbox."""
-        return await self._send_async(endpoints.upload(local_file_path, target_file_path, progress))
+        raw = RAW_UPLOAD in await self._sandbox.extensions_async()
+        call = endpoints.upload(local_file_path, target_file_path, progress, raw=raw)
+        return await self._send_async(call)
 
     def download(
         self, path: str, save_path: str, *, progress: Progress | None = None

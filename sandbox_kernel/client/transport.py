@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from . import transfers
 from .auth import RamSignatureAuth
 from .endpoints import DEFAULT_READ_TIMEOUT, Call, Progress, execution_socket, message_socket
 from .errors import (
@@ -106,6 +107,8 @@ class DataClient:
         raise AssertionError("unreachable")
 
     def _send_once(self, call: Call) -> Any:
+        if self._own_connection(call):
+            return self._transfer(call)
         client = self._sync_client()
         with self._translated_failures(call), contextlib.ExitStack() as stack:
             request = self._build(client, call, stack)
@@ -125,6 +128,8 @@ class DataClient:
                 return sink.commit()
 
     async def _send_once_async(self, call: Call) -> Any:
+        if self._own_connection(call):
+            return await asyncio.to_thread(self._transfer, call)
         client = self._async_http_client()
         with self._translated_failures(call), contextlib.ExitStack() as stack:
             request = self._build(client, call, stack)
@@ -141,6 +146,46 @@ class DataClient:
                         sink.write(chunk)
                 finally:
                     await response.aclose()
+                return sink.commit()
+
+    def _own_connection(self, call: Call) -> bool:
+        """A large transfer that goes on a connection of its own (transfers.py): a raw
+        upload or a download, over plain HTTP with no request signing."""
+        wanted = call.raw_upload or call.download_to is not None
+        return wanted and self.auth is None and transfers.supported(self.settings.endpoint)
+
+    def _transfer(self, call: Call) -> Any:
+        """Run an upload or download on its own connection, the bytes moved by the OS."""
+        headers = {**self._headers}
+        with self._translated_failures(call):
+            if call.download_to is None:
+                assert call.upload_from is not None
+                response = transfers.upload(
+                    self.url(call),
+                    call.params or {},
+                    headers,
+                    call.upload_from,
+                    call.progress,
+                    call.read_timeout,
+                )
+                return _read_reply(call, response)
+            with _DownloadSink(call.download_to, call.progress) as sink:
+
+                def into(response: httpx.Response) -> int:
+                    sink.start(response)
+                    return sink.descriptor()
+
+                response, size = transfers.download(
+                    self.url(call),
+                    call.params or {},
+                    headers,
+                    into,
+                    call.progress,
+                    call.read_timeout,
+                )
+                if not response.is_success:
+                    raise error_from_response(response)
+                sink.wrote(size)
                 return sink.commit()
 
     def stream(self, call: Call) -> Iterator[Any]:
@@ -249,6 +294,14 @@ class DataClient:
         if call.upload_from is None:
             options["headers"] = {"Content-Type": "application/json"}
             options["json"] = call.json
+        elif call.raw_upload:
+            file = stack.enter_context(open(call.upload_from, "rb"))  # noqa: SIM115
+            size = os.fstat(file.fileno()).st_size
+            options["headers"] = {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+            }
+            options["content"] = _FileBody(file, size, call.progress)
         else:
             file: Any = stack.enter_context(open(call.upload_from, "rb"))  # noqa: SIM115
             if call.progress is not None:
@@ -371,6 +424,35 @@ class _ProgressReader:
         return self._file.fileno()
 
 
+class _FileBody:
+    """A file sent as a request body in large reads (httpx would read 64 KiB at a time),
+    reporting progress as it goes."""
+
+    CHUNK_BYTES = 1024 * 1024
+
+    def __init__(self, file: BinaryIO, size: int, progress: Progress | None) -> None:
+        self._file = file
+        self._size = size
+        self._progress = progress
+
+    def _chunks(self) -> Iterator[bytes]:
+        done = 0
+        if self._progress is not None:
+            self._progress(0, self._size)
+        while chunk := self._file.read(self.CHUNK_BYTES):
+            done += len(chunk)
+            if self._progress is not None:
+                self._progress(done, self._size)
+            yield chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks():
+            yield chunk
+
+
 class _DownloadSink:
     """Writes a download to a hidden file beside `save_path`, renamed into place when complete.
 
@@ -397,6 +479,15 @@ class _DownloadSink:
             self._total = int(length)
         if self._progress is not None:
             self._progress(0, self._total)
+
+    def descriptor(self) -> int:
+        """The partial file's descriptor, for bytes written past `write` (then `wrote`)."""
+        self._file.flush()
+        return self._file.fileno()
+
+    def wrote(self, size: int) -> None:
+        """Count `size` bytes written to `descriptor()` directly."""
+        self._size += size
 
     def write(self, chunk: bytes) -> None:
         self._file.write(chunk)

@@ -34,7 +34,7 @@ from .paths import HOME, normalize
 from .relay import MessageRelay
 from .sandboxes import Sandbox, SandboxRegistry
 from .templates import TemplateStore
-from .uploads import UploadReceiver
+from .uploads import RAW_UPLOAD, UploadReceiver, receive_raw
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ EXTENSIONS = (
     "reply",
     "comms",
     "debug",
+    "rawUpload",
 )
 NDJSON = "application/x-ndjson"
 DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
@@ -664,17 +665,30 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return DescriptorResponse(descriptor, size, shown(Path(normalize(target)).name))
 
     @app.post("/sandboxes/{sandbox_id}/filesystem/upload")
-    async def upload(sandbox_id: str, request: Request) -> dict[str, Any]:
+    async def upload(
+        sandbox_id: str,
+        request: Request,
+        path: str | None = PathQuery,
+        path_bytes: str | None = PathBytesQuery,
+    ) -> dict[str, Any]:
         sandbox = running_sandbox(sandbox_id)
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() == RAW_UPLOAD:
+            target = requested(path, path_bytes)
+            staged, size = await receive_raw(
+                request, sandbox.directory / "staging", settings.max_upload_bytes
+            )
+            try:
+                return await asyncio.to_thread(sandbox.files.upload, target, staged, size)
+            finally:
+                staged.unlink(missing_ok=True)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 2**20:
             raise PayloadTooLarge(
                 f"upload is larger than the limit of {settings.max_upload_bytes // 2**20} MiB"
             )
         receiver = UploadReceiver(
-            request.headers.get("content-type", ""),
-            sandbox.directory / "staging",
-            settings.max_upload_bytes,
+            content_type, sandbox.directory / "staging", settings.max_upload_bytes
         )
         try:
             await receiver.receive(request.stream())

@@ -16,7 +16,11 @@ from typing import Any
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from . import zerocopy
+
 FIRST_REQUEST_SECONDS = 10.0
+ZERO_COPY = AutoHTTPProtocol.__name__ == "HttpToolsProtocol"
+"""uvicorn's httptools connections take the zero-copy extensions (zerocopy.py); h11's not."""
 
 
 def guarded_protocol(budget: int, first_request_seconds: float = FIRST_REQUEST_SECONDS) -> type:
@@ -38,6 +42,12 @@ def guarded_protocol(budget: int, first_request_seconds: float = FIRST_REQUEST_S
         def connection_lost(self, exc: Exception | None) -> None:
             connections.pop(self, None)
             super().connection_lost(exc)
+
+        if ZERO_COPY:
+
+            def on_headers_complete(self) -> None:
+                super().on_headers_complete()
+                zerocopy.equip(self)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

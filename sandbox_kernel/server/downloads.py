@@ -1,4 +1,5 @@
-"""Stream a file the server already holds open, so the bytes sent are that file's."""
+"""Stream a file the server already holds open, so the bytes sent are that file's: with
+`sendfile(2)` where the connection offers it (zerocopy.py), else in chunks read in a thread."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from urllib.parse import quote
 import anyio.to_thread
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from .zerocopy import SENDFILE
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -31,6 +34,10 @@ class DescriptorResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if SENDFILE in scope.get("extensions", {}):
+                message = {"type": SENDFILE, "file": self.descriptor, "count": self.size}
+                await send({**message, "offset": 0, "more_body": False})
+                return
             remaining = self.size
             while remaining > 0:
                 chunk = await anyio.to_thread.run_sync(

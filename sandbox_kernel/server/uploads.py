@@ -1,17 +1,22 @@
-"""Stream a multipart upload (part `file`, field `path`) to disk under a size limit."""
+"""Receive an upload to disk under a size limit: multipart (part `file`, field `path`), as
+the cloud and the agentrun-sdk send it, or the raw body (this project's own client)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
 
 from .errors import InvalidRequest, PayloadTooLarge
+from .zerocopy import RECEIVE_INTO, BodyEnded, write_all
 
 FIELD_LIMIT = 64 * 1024
+RAW_UPLOAD = "application/octet-stream"
 
 
 class UploadReceiver:
@@ -107,3 +112,41 @@ class UploadReceiver:
     def _on_part_end(self) -> None:
         if self._part_name and not self._part_is_file:
             self.fields[self._part_name] = self._field_value.decode("utf-8", "replace")
+
+
+async def receive_raw(request: Request, staging: Path, limit: int) -> tuple[Path, int]:
+    """Receive a raw upload (`application/octet-stream`, the body is the file) into a new
+    file in `staging`: (its path, its size). The body's `content-length` is required and
+    bounded by `limit` before a byte is read; with the connection's zero-copy extension the
+    bytes go from the socket to the file by splice(2), else chunk by chunk."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise InvalidRequest("a raw upload (application/octet-stream) needs a Content-Length")
+    length = int(declared)
+    if length > limit:
+        raise PayloadTooLarge(f"upload is larger than the limit of {limit // 2**20} MiB")
+    staging.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(dir=staging, prefix="upload-")
+    staged = Path(name)
+    try:
+        receive_into = request.scope.get("extensions", {}).get(RECEIVE_INTO)
+        if receive_into is not None:
+            try:
+                await receive_into["receive_into"](descriptor, length)
+            except BodyEnded as error:
+                raise InvalidRequest(f"upload incomplete: {error}") from None
+        else:
+            received = 0
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > length:
+                    raise InvalidRequest("upload incomplete: the body is longer than declared")
+                await asyncio.to_thread(write_all, descriptor, chunk)
+            if received != length:
+                raise InvalidRequest(f"upload incomplete: {received} of {length} bytes arrived")
+    except BaseException:
+        os.close(descriptor)
+        staged.unlink(missing_ok=True)
+        raise
+    os.close(descriptor)
+    return staged, length
