@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cgroups import CgroupLimit
+from .constants import HOME
 from .egress import PROXY_URL
 from .environments import SANDBOX_VENV
-from .paths import HOME
 
 SANDBOX_UID = SANDBOX_GID = 1000
 HOSTNAME = "sandbox"

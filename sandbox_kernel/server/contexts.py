@@ -15,11 +15,12 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
 from .channels import Ended, KernelChannels
+from .constants import HOME
 from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from .execution import Execution, ExecutionRequest
 from .interpreters import Interpreter, available_interpreters
 from .launchers import Launcher
-from .paths import HOME, PathResolver, normalize
+from .paths import PathResolver, normalize
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ class ContextPool:
             context_id = self.defaults.get(language)
             if context_id in self.contexts:
                 return self.contexts[context_id]
-            context = await self.create(language, "/home/user")
+            context = await self.create(language, HOME)
             self.defaults[language] = context.id
             return context
 

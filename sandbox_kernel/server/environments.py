@@ -17,7 +17,7 @@ import os
 import site
 import sys
 
-from .paths import HOME
+from .constants import HOME
 
 SANDBOX_VENV = f"{HOME}/.venv"
 SANDBOX_PYTHON = f"{SANDBOX_VENV}/bin/python"

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import names
+from .constants import HOME, MAX_INLINE_READ, MIB
 from .errors import ApiError, Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge
-from .paths import DIRECTORY, HOME, PathResolver, join, normalize, split
+from .paths import DIRECTORY, PathResolver, join, normalize, split
 from .trees import CHILD_DIRECTORY, remove_tree, walk
 
-MAX_INLINE_READ = 64 * 1024 * 1024
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 PARENT_MODE = 0o755
 
@@ -170,7 +170,7 @@ class FileStore:
             if size > MAX_INLINE_READ:
                 raise PayloadTooLarge(
                     f"{names.shown(normalize(path))} is {size} bytes; read files over "
-                    f"{MAX_INLINE_READ // 2**20} MiB with /filesystem/download"
+                    f"{MAX_INLINE_READ // MIB} MiB with /filesystem/download"
                 )
             data = handle.read(MAX_INLINE_READ)
         shown = names.field("path", normalize(path))

@@ -32,9 +32,9 @@ from .confinement import (
     IsolationSettings,
     mounted_directories,
 )
+from .constants import HOME
 from .interpreters import KERNEL_APP_FILE, deno_binary
 from .launchers import BubblewrapLauncher, IsolationUnavailable, Launcher, launcher_for
-from .paths import HOME
 from .seccomp import SeccompUnavailable, compiled_filter
 
 __all__ = [

@@ -51,6 +51,7 @@ from .confinement import (
     mount_points,
     network_prefix,
 )
+from .constants import HOME
 from .egress import EgressProxy, Rule
 from .environments import SANDBOX_PYTHON, setup_command
 from .interpreters import KERNEL_APP, KERNEL_APP_FILE
@@ -104,7 +105,7 @@ class Launcher:
         self.environment = {
             key: value for key, value in os.environ.items() if key not in PRIVATE_VARIABLES
         }
-        self.environment.update(HOME=str(root / "home" / "user"), **{MARKER: sandbox_id})
+        self.environment.update(HOME=str(root / HOME.lstrip("/")), **{MARKER: sandbox_id})
 
     async def prepare(self) -> None:
         """Make what every launch needs (cgroups; under bwrap the namespaces)."""

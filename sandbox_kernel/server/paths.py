@@ -17,11 +17,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .constants import HOME
 from .descriptors import open_in_root
 from .errors import Forbidden, InvalidRequest
 from .names import shown
 
-HOME = "/home/user"
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
 DIRECTORY = os.O_PATH | os.O_DIRECTORY

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .constants import HOME
 from .contexts import ContextPool
 from .egress import Rule
 from .errors import Conflict, InvalidRequest, LimitExceeded, NotFound
@@ -20,7 +21,7 @@ from .files import FileStore
 from .isolation import IsolationSettings, launcher_for, mounted_directories, release
 from .launchers import SandboxChoices
 from .owners import ServerLock
-from .paths import HOME, make_directories
+from .paths import make_directories
 from .processes import ProcessTable
 from .records import RECORD, read_record, write_record
 from .spares import SparePool
