@@ -7,15 +7,17 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from .constants import MIB, MULTIPART_OVERHEAD_BYTES, UPLOAD_FIELD_LIMIT
 from .errors import InvalidRequest, PayloadTooLarge
+from .names import requested
 from .zerocopy import RECEIVE_INTO, BodyEnded, write_all
 
-FIELD_LIMIT = 64 * 1024
 RAW_UPLOAD = "application/octet-stream"
 
 
@@ -100,14 +102,14 @@ class UploadReceiver:
         if self._part_is_file:
             self.file_size += end - start
             if self.file_size > self.limit:
-                raise PayloadTooLarge(
-                    f"upload is larger than the limit of {self.limit // 2**20} MiB"
-                )
+                raise PayloadTooLarge(f"upload is larger than the limit of {self.limit // MIB} MiB")
             self._file.write(data[start:end])
         else:
             self._field_value.extend(data[start:end])
-            if len(self._field_value) > FIELD_LIMIT:
-                raise InvalidRequest("a form field is larger than 64 KiB")
+            if len(self._field_value) > UPLOAD_FIELD_LIMIT:
+                raise InvalidRequest(
+                    f"a form field is larger than {UPLOAD_FIELD_LIMIT // 1024} KiB"
+                )
 
     def _on_part_end(self) -> None:
         if self._part_name and not self._part_is_file:
@@ -124,7 +126,7 @@ async def receive_raw(request: Request, staging: Path, limit: int) -> tuple[Path
         raise InvalidRequest("a raw upload (application/octet-stream) needs a Content-Length")
     length = int(declared)
     if length > limit:
-        raise PayloadTooLarge(f"upload is larger than the limit of {limit // 2**20} MiB")
+        raise PayloadTooLarge(f"upload is larger than the limit of {limit // MIB} MiB")
     staging.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(dir=staging, prefix="upload-")
     staged = Path(name)
@@ -150,3 +152,31 @@ async def receive_raw(request: Request, staging: Path, limit: int) -> tuple[Path
         raise
     os.close(descriptor)
     return staged, length
+
+
+@asynccontextmanager
+async def received_upload(
+    request: Request, staging: Path, limit: int, path: str | None, path_bytes: str | None
+) -> AsyncIterator[tuple[str, Path, int]]:
+    """(target path, staged file, size) of an upload received whole into `staging`: a raw
+    one names its target in the query (`path`, `pathBytes`), a multipart one in its fields.
+    The staged file is removed when the block ends, unless it was put in place meanwhile."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == RAW_UPLOAD:
+        target = requested(path, path_bytes)
+        staged, size = await receive_raw(request, staging, limit)
+        try:
+            yield target, staged, size
+        finally:
+            staged.unlink(missing_ok=True)
+        return
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD_BYTES:
+        raise PayloadTooLarge(f"upload is larger than the limit of {limit // MIB} MiB")
+    receiver = UploadReceiver(content_type, staging, limit)
+    try:
+        await receiver.receive(request.stream())
+        target = requested(receiver.fields.get("path"), receiver.fields.get("pathBytes"))
+        yield target, receiver.staged, receiver.file_size
+    finally:
+        receiver.discard()
