@@ -14,6 +14,8 @@ Two ways to keep a sandbox from being host root, chosen by who runs the server:
 
 Every process also gets the seccomp filter (seccomp.py) on fd SECCOMP_FD, which the
 launch prefix opens afresh for each launch, and no_new_privs (bwrap sets it).
+
+Over 400 lines as one job: the argv and the scripts it runs belong together.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from the descriptor, writes into a new file in the resolved parent directory and
 into place there, and changes names only inside directories it holds open. Sandbox code
 that swaps a directory for a link meanwhile changes which of its own files is meant, never
 reaches a host file.
+
+Over 400 lines as one job: FileStore's operations share its race-safe helpers.
 """
 
 from __future__ import annotations
