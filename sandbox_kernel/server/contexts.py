@@ -175,6 +175,22 @@ class Context:
             ):
                 yield entry
 
+    async def move_to(self, cwd: str, seen_path: str) -> bool:
+        """Make `cwd` the interpreter's working directory (`seen_path`, as the interpreter
+        names it) with a silent execution that binds no name and takes no count; False if
+        the kernel refused."""
+        code = f"__import__('os').chdir({seen_path!r})"
+        outcome = None
+        async for entry in self.execute(
+            ExecutionRequest(code, timeout=START_TIMEOUT_SECONDS, silent=True, store_history=False)
+        ):
+            if entry.get("type") == "endOfExecution":
+                outcome = entry.get("status")
+        if outcome != "ok":
+            return False
+        self.cwd = cwd
+        return True
+
     async def interrupt(self) -> None:
         """Interrupt the running code (KeyboardInterrupt in the kernel); state is kept."""
         if self.channels is not None:
@@ -265,12 +281,18 @@ class ContextPool:
         self.warm = await self._start(self.specs.interpreter("python"), HOME)
 
     async def _take_warm(self, language: str, cwd: str) -> Context | None:
+        """The warm context, moved to `cwd`, when it is of `language` and alive."""
         context, self.warm = self.warm, None
         if context is None:
             return None
-        if language == context.language and cwd == context.cwd and await context.alive():
-            context.created_at = datetime.now(timezone.utc).isoformat()
-            return context
+        if cwd != context.cwd and not self.paths.host(cwd).is_dir():
+            self.warm = context  # kept for a request that names a directory that exists
+            return None
+        if language == context.language and await context.alive():
+            seen = self.launcher.seen_path(cwd, self.paths.host(cwd))
+            if cwd == context.cwd or await context.move_to(cwd, seen):
+                context.created_at = datetime.now(timezone.utc).isoformat()
+                return context
         await context.shutdown()
         return None
 

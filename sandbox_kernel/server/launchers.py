@@ -143,6 +143,11 @@ class Launcher:
         """Working directory, environment and fds for starting `argv(...)`."""
         return {"cwd": str(host_cwd), "env": dict(self.environment)}
 
+    def seen_path(self, sandbox_path: str, host_path: Path) -> str:
+        """How the sandbox's processes name the directory `sandbox_path` (at `host_path` on
+        the host): unisolated, they see the host's tree."""
+        return str(host_path)
+
     def kernel_command(self, command: Sequence[str], *, speaks_ipc: bool) -> list[str]:
         """The command that starts a context kernel, before `argv` confines it."""
         return [self.kernel_app_path() if part == KERNEL_APP else part for part in command]
@@ -427,6 +432,9 @@ class BubblewrapLauncher(Launcher):
         """The server's read-only copy: the package itself may live where the sandbox
         cannot see (an editable install)."""
         return str(self.settings.kernel_app)
+
+    def seen_path(self, sandbox_path: str, host_path: Path) -> str:
+        return sandbox_path
 
     def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:
         # Always ipc: the server cannot reach a port in the sandbox's network namespace.
