@@ -98,6 +98,15 @@ def test_the_warm_context_moves_to_the_directory_asked_for_and_leaves_no_trace(s
         # The move bound no name, took no execution count and left no history.
         reply = context.execute("[len(In), 'os' in dir(), __import__('sys')._getframe(0).f_lineno]")
         assert reply["results"][0]["text"] == "[3, True, 1]"
+        # A restarted interpreter starts in the spare's directory: it is moved again.
+        httpx.post(
+            f"{spare_server.url}/sandboxes/{sandbox.sandbox_id}/contexts/{context.context_id}"
+            "/restart",
+            headers=headers(spare_server),
+            timeout=60,
+        ).raise_for_status()
+        reply = context.execute("import os; os.getcwd(), len(In)")
+        assert reply["results"][0]["text"] == "('/home/user/work', 2)"
     finally:
         sandbox.delete()
 
