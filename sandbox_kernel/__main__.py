@@ -10,6 +10,14 @@ if __name__ == "__main__":
     # httpx imports its command-line tool when click and rich are installed (a fifth of this
     # kernel's import time); the kernel never runs it, and httpx does without on ImportError.
     sys.modules.setdefault("httpx._main", None)
+    from .client.settings import chooses_embedded
+
+    if chooses_embedded(None) and not any("SandboxKernel.endpoint" in arg for arg in sys.argv):
+        # No server named so far: start the embedded one now, while the kernel loads. A
+        # config file that names an endpoint after all makes the kernel stop it again.
+        from .local import begin_server
+
+        begin_server()
     from .kernel import SandboxKernel
     from .kernel_app import launch
 

@@ -21,6 +21,8 @@ from traitlets import Bool, Dict, Enum, Float, Type, Unicode
 from .. import __version__
 from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
+from ..client.settings import chooses_embedded
+from ..local import abandon_server
 from .cells import Cell, CellRun
 from .comms import SandboxComms
 from .local_cells import LocalCellError, local_python
@@ -139,6 +141,8 @@ class SandboxKernel(IPythonKernel):
         self.sandbox_comms.on_debug_event = self._publish_debug_event_of_sandbox
         self.remote.comms = self.sandbox_comms
         self.supervisor.after_open = self.remote.connect
+        if not chooses_embedded(self.endpoint):
+            abandon_server()  # started early on a guess (__main__) that the config overruled
         self.remote.cell_parent = lambda: self.get_parent("shell")
         for msg_type in ("comm_open", "comm_msg", "comm_close"):
             self.shell_handlers[msg_type] = self._route_comm

@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,57 +33,17 @@ from .names import requested, shown
 from .paths import HOME, normalize
 from .relay import MessageRelay
 from .sandboxes import Sandbox, SandboxRegistry
-from .templates import TemplateStore
+from .settings import ServerSettings, new_registry
 from .uploads import RAW_UPLOAD, UploadReceiver, receive_raw
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-acs-request-id"
-EXTENSIONS = (
-    "stream",
-    "socket",
-    "interrupt",
-    "restart",
-    "stdin",
-    "complete",
-    "inspect",
-    "reply",
-    "comms",
-    "debug",
-    "rawUpload",
-)
 NDJSON = "application/x-ndjson"
-DEFAULT_UPLOAD_LIMIT = 100 * 1024 * 1024
 UNISOLATED_WARNING = (
     "sandboxes are NOT isolated (--isolation none): cells run on the server's machine as its user"
 )
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-
-
-@dataclass
-class ServerSettings:
-    """What one server instance serves and how."""
-
-    root: Path
-    token: str
-    max_upload_bytes: int = DEFAULT_UPLOAD_LIMIT
-    extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
-    confinement: IsolationSettings = field(default_factory=IsolationSettings)
-    spare_sandboxes: int = 0
-    """Sandboxes kept ready, each with a Python context started (spares.py)."""
-    max_sandboxes: int | None = None
-    """Running sandboxes the server holds at once (None: no limit)."""
-    max_contexts: int | None = None
-    """Contexts one sandbox holds at once (None: no limit)."""
-    templates: Path | None = None
-    """The directory of the templates (`sandbox-kernel template`) sandboxes may name."""
-    allowed_origins: list[str] = field(default_factory=list)
-    """Web origins beyond loopback pages that may open the execution socket."""
-
-    @property
-    def isolation(self) -> str:
-        """What `health` reports: "bwrap" or "none"."""
-        return self.confinement.mode
 
 
 class RequestIdMiddleware:
@@ -310,16 +270,11 @@ PathBytesQuery = Query(
 )
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
-    """Build the ASGI app serving the sandboxes under `settings.root`."""
-    registry = SandboxRegistry(
-        settings.root,
-        settings.confinement,
-        settings.spare_sandboxes,
-        max_sandboxes=settings.max_sandboxes,
-        max_contexts=settings.max_contexts,
-        templates=None if settings.templates is None else TemplateStore(settings.templates),
-    )
+def create_app(settings: ServerSettings, registry: SandboxRegistry | None = None) -> FastAPI:
+    """Build the ASGI app serving the sandboxes under `settings.root` (held by `registry`,
+    made here when not given)."""
+    if registry is None:
+        registry = new_registry(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
