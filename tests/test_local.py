@@ -353,7 +353,8 @@ def test_the_server_loads_without_the_http_client():
     """The server uses the client's plain types only: httpx stays out of its process."""
     probe = (
         "import sys, sandbox_kernel.cli, sandbox_kernel.server.runner, sandbox_kernel.server.app;"
-        "print(sorted(name for name in ('httpx', 'websockets.asyncio.client') if name in sys.modules))"
+        "print(sorted(name for name in ('httpx', 'websockets.asyncio.client')"
+        " if name in sys.modules))"
     )
     found = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
