@@ -20,6 +20,7 @@ import httpx
 from common import Row, embedded_server, print_table
 from jupyter_client import KernelManager
 
+HEALTH_MAX_MS = 50.0
 CELL = "for line in range({first}, {first} + 3):\n    print('line', line)"
 
 
@@ -114,8 +115,13 @@ def measure(kernels: int = 8, cells: int = 200) -> list[Row]:
     probes = sorted(result.probe_seconds)
     return [
         Row(f"load: cells/s, {kernels} kernels x {cells} cells", result.cells_per_second),
-        Row("load: server health p50 under load (ms)", statistics.median(probes) * 1000),
-        Row("load: server health max under load (ms)", probes[-1] * 1000),
+        Row(f"load: server health p50, {kernels} kernels (ms)", statistics.median(probes) * 1000),
+        Row(
+            f"load: server health max, {kernels} kernels (ms)",
+            probes[-1] * 1000,
+            target=f"<= {HEALTH_MAX_MS:g}",
+            absolute=True,
+        ),
     ]
 
 

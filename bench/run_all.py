@@ -1,6 +1,6 @@
 """Run every benchmark and print one table: figure, baseline, ratio, target, verdict.
 
-python bench/run_all.py [--quick]
+python bench/run_all.py [--quick | --smoke]
 """
 
 from __future__ import annotations
@@ -21,21 +21,34 @@ import transfer
 import workspace
 from common import print_table
 
+SIZES = {
+    # name: cells, starts, runs, requests, megabytes, seconds, load cells (8 and 32 kernels)
+    "full": (300, 5, 20, 300, 256, 10.0, 200, 100),
+    "quick": (100, 3, 10, 100, 64, 5.0, 50, 30),
+    "smoke": (5, 1, 2, 10, 4, 1.0, 2, 1),
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller files")
-    quick = parser.parse_args().quick
+    parser.add_argument(
+        "--smoke", action="store_true", help="every figure once, from tiny runs (not figures)"
+    )
+    options = parser.parse_args()
+    size = "smoke" if options.smoke else "quick" if options.quick else "full"
+    cells, starts, runs, requests, megabytes, seconds, load_8, load_32 = SIZES[size]
     started = time.monotonic()
     rows = [
-        *cell_overhead.measure(cells=100 if quick else 300, starts=3 if quick else 5),
-        *cell_cpu.measure(cells=100 if quick else 300),
-        *first_output.measure(runs=10 if quick else 20),
-        *client_rate.measure(requests=100 if quick else 300),
-        *transfer.measure(megabytes=64 if quick else 256),
-        *contexts.measure(contexts=16, seconds=5 if quick else 10),
-        *load.measure(kernels=8, cells=50 if quick else 200),
-        *workspace.measure(megabytes=50, rounds=2 if quick else 3),
+        *cell_overhead.measure(cells=cells, starts=starts),
+        *cell_cpu.measure(cells=cells),
+        *first_output.measure(runs=runs),
+        *client_rate.measure(requests=requests),
+        *transfer.measure(megabytes=megabytes, rounds=1 if size == "smoke" else 5),
+        *contexts.measure(contexts=4 if size == "smoke" else 16, seconds=seconds),
+        *load.measure(kernels=8, cells=load_8),
+        *load.measure(kernels=32, cells=load_32),
+        *workspace.measure(megabytes=min(megabytes, 50), rounds=1 if size == "smoke" else 3),
     ]
     memory = psutil.virtual_memory().total / 2**30
     print(

@@ -1,15 +1,27 @@
 """sandbox-kernel: a Jupyter kernel whose cells run inside a code-interpreter sandbox."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("sandbox-kernel")
-except PackageNotFoundError:
-    __version__ = "0.0.0"
-
-from .client import CodeInterpreterSandbox, SandboxError, SandboxNotFoundError
+from typing import Any
 
 __all__ = ["CodeInterpreterSandbox", "SandboxError", "SandboxNotFoundError", "__version__"]
+
+_CLIENT_NAMES = {"CodeInterpreterSandbox", "SandboxError", "SandboxNotFoundError"}
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded when first asked for: the server and the command line need neither the client
+    # (httpx) nor the package metadata to start.
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("sandbox-kernel")
+        except PackageNotFoundError:
+            return "0.0.0"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(shell: object) -> None:

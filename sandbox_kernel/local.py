@@ -13,9 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import psutil
@@ -79,8 +81,32 @@ def is_alive(server: LocalServer) -> bool:
     return reply.status_code == 200 and isinstance(health, dict) and health.get("pid") == server.pid
 
 
+@dataclass
+class Starting:
+    """A server this process started and has not seen ready yet, and the lock it holds
+    meanwhile (so other kernels wait for this server instead of starting their own)."""
+
+    process: subprocess.Popen
+    log_path: Path
+    start_of_run: int
+    lock: IO[str] | None
+
+
+_starting: Starting | None = None
+_starting_guard = threading.Lock()
+
+
 def ensure_server() -> LocalServer:
     """Return this user's running embedded server, starting one if there is none."""
+    global _starting
+    with _starting_guard:
+        starting, _starting = _starting, None
+        if starting is not None:
+            try:
+                return wait_until_ready(starting)
+            finally:
+                if starting.lock is not None:
+                    starting.lock.close()
     server = read_state()
     if server is not None:
         return server
@@ -94,8 +120,51 @@ def ensure_server() -> LocalServer:
         return start_server(directory)
 
 
+def begin_server() -> None:
+    """Start this user's embedded server if none runs, without waiting for it: a kernel's
+    first step on a cold machine, so the server starts while the kernel itself loads.
+    `ensure_server` then waits for it; `abandon_server` stops it if it is not wanted."""
+    global _starting
+    with _starting_guard:
+        if _starting is not None or read_state() is not None:
+            return
+        directory = runtime_dir()
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = open(state_file().with_suffix(".lock"), "w")  # noqa: SIM115 (held until ready)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another kernel is starting one: ensure_server waits for it
+            lock.close()
+            return
+        if read_state() is not None:
+            lock.close()
+            return
+        _starting = Starting(*spawn_server(directory), lock=lock)
+
+
+def abandon_server() -> None:
+    """Stop the server `begin_server` started, when the kernel turned out to be configured
+    for another one (a config file can name an endpoint that the environment does not)."""
+    global _starting
+    with _starting_guard:
+        starting, _starting = _starting, None
+    if starting is None:
+        return
+    starting.process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        starting.process.wait(STOP_TIMEOUT_SECONDS)
+    if starting.lock is not None:
+        starting.lock.close()
+
+
 def start_server(directory: Path) -> LocalServer:
     """Start `sandbox-kernel serve` detached from the caller and wait until it is ready."""
+    process, log_path, start_of_run = spawn_server(directory)
+    return wait_until_ready(Starting(process, log_path, start_of_run, lock=None))
+
+
+def spawn_server(directory: Path) -> tuple[subprocess.Popen, Path, int]:
+    """`sandbox-kernel serve` started detached from the caller: (process, log, log offset)."""
     log_path = state_file().with_suffix(".log")
     command = [
         sys.executable,
@@ -119,6 +188,12 @@ def start_server(directory: Path) -> LocalServer:
             start_new_session=True,
             cwd=directory,
         )
+    return process, log_path, start_of_run
+
+
+def wait_until_ready(starting: Starting) -> LocalServer:
+    """The started server once it recorded itself; a clear error if it died or hung."""
+    process, log_path, start_of_run = starting.process, starting.log_path, starting.start_of_run
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         server = read_state()

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from jupyter_client import KernelManager
 
 from sandbox_kernel import CodeInterpreterSandbox, local
 
@@ -166,6 +167,68 @@ def test_create_without_an_endpoint_uses_the_embedded_server(runtime):
     assert local.ensure_server() == server
 
 
+def test_a_server_begun_early_is_the_one_ensure_server_returns(runtime):
+    local.begin_server()
+    local.begin_server()  # a second call while it starts starts nothing more
+    server = local.ensure_server()
+    assert health(server)["pid"] == server.pid
+    servers = [
+        process
+        for process in psutil.Process().children()
+        if "serve" in process.cmdline() and process.is_running()
+    ]
+    assert [process.pid for process in servers] == [server.pid]
+    assert local.ensure_server() == server
+
+
+def test_a_server_begun_early_and_abandoned_is_stopped_and_not_recorded(runtime):
+    local.begin_server()
+    (started,) = [
+        process for process in psutil.Process().children() if "serve" in process.cmdline()
+    ]
+    local.abandon_server()
+    assert not started.is_running() or started.status() == psutil.STATUS_ZOMBIE
+    assert local.read_state() is None
+    # The lock is free again: the next caller starts a server of its own.
+    assert health(local.ensure_server())["status"] == "ok"
+
+
+def test_a_kernel_configured_for_another_server_stops_the_one_it_began(runtime, server, tmp_path):
+    """The kernel starts the embedded server before it reads its config files; one that
+    names an endpoint makes it stop that server again."""
+    config = tmp_path / "ipython" / "profile_default"
+    config.mkdir(parents=True)
+    (config / "ipython_kernel_config.json").write_text(
+        json.dumps({"SandboxKernel": {"endpoint": server.url, "token": server.token}})
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("SANDBOX_KERNEL_ENDPOINT", "SANDBOX_KERNEL_TOKEN")
+    }
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    manager = KernelManager(kernel_name="sandbox")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        reply = client.execute_interactive(
+            "import os; print(os.getcwd())", timeout=60, output_hook=lambda message: None
+        )
+        assert reply["content"]["status"] == "ok"
+        assert local.read_state() is None
+        kernel = psutil.Process(manager.provisioner.process.pid)
+        assert not [
+            process
+            for process in kernel.children(recursive=True)
+            if "serve" in process.cmdline() and process.status() != psutil.STATUS_ZOMBIE
+        ]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
 # ---- the command
 
 
@@ -284,3 +347,16 @@ def test_serve_on_a_port_in_use_exits_non_zero_with_a_clear_message(tmp_path, se
     assert finished.stdout == ""
     assert "sandbox-kernel serve" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_the_server_loads_without_the_http_client():
+    """The server uses the client's plain types only: httpx stays out of its process."""
+    probe = (
+        "import sys, sandbox_kernel.cli, sandbox_kernel.server.runner, sandbox_kernel.server.app;"
+        "print(sorted(name for name in ('httpx', 'websockets.asyncio.client')"
+        " if name in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"

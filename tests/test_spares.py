@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import RunningServer, start_server
 
-from sandbox_kernel.client import CodeInterpreterSandbox
+from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 
 
 def headers(server: RunningServer) -> dict[str, str]:
@@ -84,14 +84,57 @@ def test_spares_are_invisible_until_claimed_and_the_pool_refills(spare_server):
         sandbox.delete()
 
 
-def test_a_context_that_is_not_the_warm_one_starts_fresh_and_frees_the_warm_one(spare_server):
+def test_the_warm_context_moves_to_the_directory_asked_for_and_leaves_no_trace(spare_server):
+    wait_for_spares(spare_server, 1)
+    sandbox = CodeInterpreterSandbox.create(endpoint=spare_server.url, token=spare_server.token)
+    try:
+        sandbox.file_system.mkdir("/home/user/work")
+        asked_at = time.time()
+        context = sandbox.context.create(cwd="/home/user/work")
+        assert [entry["cwd"] for entry in sandbox.context.list()] == ["/home/user/work"]
+        reply = context.execute("import os; os.getcwd()")
+        assert reply["results"][0]["text"] == "'/home/user/work'"
+        assert kernel_started_at(sandbox) < asked_at
+        # The move bound no name, took no execution count and left no history.
+        reply = context.execute("[len(In), 'os' in dir(), __import__('sys')._getframe(0).f_lineno]")
+        assert reply["results"][0]["text"] == "[3, True, 1]"
+        # A restarted interpreter starts in the spare's directory: it is moved again.
+        httpx.post(
+            f"{spare_server.url}/sandboxes/{sandbox.sandbox_id}/contexts/{context.context_id}"
+            "/restart",
+            headers=headers(spare_server),
+            timeout=60,
+        ).raise_for_status()
+        reply = context.execute("import os; os.getcwd(), len(In)")
+        assert reply["results"][0]["text"] == "('/home/user/work', 2)"
+    finally:
+        sandbox.delete()
+
+
+def test_a_context_in_a_missing_directory_is_refused_and_the_warm_one_kept(spare_server):
+    wait_for_spares(spare_server, 1)
+    sandbox = CodeInterpreterSandbox.create(endpoint=spare_server.url, token=spare_server.token)
+    try:
+        with pytest.raises(SandboxError, match="not a directory"):
+            sandbox.context.create(cwd="/home/user/missing")
+        asked_at = time.time()
+        sandbox.context.create()
+        assert kernel_started_at(sandbox) < asked_at
+    finally:
+        sandbox.delete()
+
+
+def test_a_context_that_cannot_be_the_warm_one_starts_fresh(spare_server):
     wait_for_spares(spare_server, 1)
     sandbox = CodeInterpreterSandbox.create(endpoint=spare_server.url, token=spare_server.token)
     try:
         asked_at = time.time()
-        context = sandbox.context.create(cwd="/tmp")
-        assert context.execute("import os; os.getcwd()")["results"][0]["text"] == "'/tmp'"
-        assert kernel_started_at(sandbox) >= asked_at - 0.5
+        # A context with a history file of its own needs an interpreter started for it.
+        context = sandbox.context.create(history_file=":memory:")
+        assert context.execute("6 * 7")["results"][0]["text"] == "42"
+        kernels = [entry for entry in sandbox.process.list() if "kernel_app.py" in entry["cmdline"]]
+        started = max(datetime.fromisoformat(entry["createTime"]).timestamp() for entry in kernels)
+        assert started >= asked_at - 0.5
     finally:
         sandbox.delete()
 

@@ -407,6 +407,12 @@ class ContextOperations(_Operations):
         )
         return await self._send_async(call)
 
+    async def connect_async(self, context_id: str | None = None) -> None:
+        """Open the connection that streamed executions of the context use (the embedded
+        server's `socket` extension), so the first one does not wait for it."""
+        if "socket" in self._sandbox.extensions:
+            await self._sandbox.data_api.open_execution_socket(self._required_id(context_id))
+
     async def open_messages_async(self, context_id: str | None = None) -> MessageSocket:
         """Open the context's message socket: its kernel's comm and debug messages, both ways
         (the embedded server's `comms` and `debug` extensions)."""

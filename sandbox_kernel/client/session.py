@@ -64,7 +64,8 @@ class SandboxSession:
         self.cwd = cwd
         """The working directory of the contexts it creates."""
         self.prepare = prepare
-        """Work on a sandbox this session creates, before its first context (`open_async`)."""
+        """Work on a sandbox this session creates, while its first context starts."""
+        self._unprepared = False
         self.sandbox: CodeInterpreterSandbox | None = None
         self.context: ContextOperations | None = None
         self.health: dict[str, Any] = {}
@@ -148,6 +149,18 @@ class SandboxSession:
 
         A failure is kept in `failure` (for `%sbx status` and the banner) and raised.
         """
+        if self.sandbox is None or not self.health:
+            await self.connect_async()
+        with self._failure_recorded():
+            if not (self.created_sandbox and self.is_embedded_server):
+                self._env_in_contexts = dict(self.env)  # a cloud or joined sandbox has its own
+            self.context = await self._joined_context() or await self._prepared_context()
+            self.owned_contexts.add(self.context.context_id)
+        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    async def connect_async(self) -> None:
+        """Resolve the server, create or join the sandbox and read its health: what the
+        sandbox offers is known from here on, before any context exists."""
         with self._failure_recorded():
             if self.settings is None:
                 # Resolving may start the embedded server, which blocks: keep it off the loop.
@@ -164,15 +177,20 @@ class SandboxSession:
                     )
                     self.created_sandbox = True
                     self._env_in_contexts = {}
-                    if self.prepare is not None:
-                        await self.prepare(self.sandbox)
+                    self._unprepared = self.prepare is not None
                 self.sandbox_id = self.sandbox.sandbox_id
             self._remember_health(await self.sandbox.check_health_async())
-            if not (self.created_sandbox and self.is_embedded_server):
-                self._env_in_contexts = dict(self.env)  # a cloud or joined sandbox has its own
-            self.context = await self._joined_context() or await self._new_context_async()
-            self.owned_contexts.add(self.context.context_id)
-        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+
+    async def _prepared_context(self) -> ContextOperations:
+        """A new context; on a sandbox just created, `prepare` runs beside its start, in the
+        working directory made first (a failure of `prepare` is its own to report)."""
+        if not self._unprepared or self.prepare is None:
+            return await self._new_context_async()
+        self._unprepared = False
+        if self.cwd != HOME:
+            await self.sandbox.file_system.mkdir_async(self.cwd, parents=True)
+        context, _ = await asyncio.gather(self._new_context_async(), self.prepare(self.sandbox))
+        return context
 
     async def _rejoined(self, endpoint: str, token: str | None) -> CodeInterpreterSandbox | None:
         """Join `sandbox_id`; a sandbox this session made that is gone is made anew (None)."""

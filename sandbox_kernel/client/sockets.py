@@ -70,6 +70,11 @@ class ExecutionSockets:
                 # come belongs to this execution, never to the next one on the socket.
                 self._forget(url, connection)
 
+    async def open(self, url: str) -> None:
+        """Have the socket for `url` open ahead of its first execution."""
+        if self._kept(url) is None:
+            await self._connect(url)
+
     async def aclose(self) -> None:
         """Close every socket that belongs to the running event loop."""
         sockets, self._open = list(self._open.values()), {}

@@ -58,10 +58,17 @@ def upload(
         connection.sendall(_request_head("POST", url, params, request_headers))
         _report(progress, 0, size)
         sent = 0
-        while sent < size:
-            moved = os.sendfile(
-                connection.fileno(), file.fileno(), sent, min(STEP_BYTES, size - sent)
-            )
+        # A server that refuses the upload (too large, say) answers before the body is in
+        # and closes: stop sending then, and read its answer.
+        while sent < size and not connection.answered():
+            try:
+                moved = os.sendfile(
+                    connection.fileno(), file.fileno(), sent, min(STEP_BYTES, size - sent)
+                )
+            except (BrokenPipeError, ConnectionResetError):
+                if not connection.answered():
+                    raise
+                break
             if moved == 0:
                 raise TransferFailed(f"{local_path} shrank while it was sent")
             sent += moved
@@ -115,6 +122,10 @@ class _Connection:
 
     def fileno(self) -> int:
         return self.socket.fileno()
+
+    def answered(self) -> bool:
+        """True when the server has sent something (or closed) while the request is going."""
+        return bool(select.select([self.socket], [], [], 0)[0])
 
     def sendall(self, data: bytes) -> None:
         self.socket.sendall(data)

@@ -245,6 +245,17 @@ class DataClient:
         async for entry in self.stream_async(call):
             yield entry
 
+    async def open_execution_socket(self, context_id: str) -> None:
+        """Open the context's execution WebSocket ahead of its first execution; a refused
+        handshake sends executions over streamed requests from then on."""
+        if self._sockets_refused:
+            return
+        try:
+            await self._sockets.open(self.url(execution_socket(context_id)))
+        except SocketRefused as refusal:
+            log.warning("executions go over HTTP requests: %s", refusal)
+            self._sockets_refused = True
+
     async def open_message_socket(self, context_id: str) -> MessageSocket:
         """Open the context's message socket (comm and debug messages)."""
         return await MessageSocket.open(self.url(message_socket(context_id)), self._headers)

@@ -21,6 +21,8 @@ from traitlets import Bool, Dict, Enum, Float, Type, Unicode
 from .. import __version__
 from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
+from ..client.settings import chooses_embedded
+from ..local import abandon_server
 from .cells import Cell, CellRun
 from .comms import SandboxComms
 from .local_cells import LocalCellError, local_python
@@ -138,6 +140,9 @@ class SandboxKernel(IPythonKernel):
         )
         self.sandbox_comms.on_debug_event = self._publish_debug_event_of_sandbox
         self.remote.comms = self.sandbox_comms
+        self.supervisor.after_open = self.remote.connect
+        if not chooses_embedded(self.endpoint):
+            abandon_server()  # started early on a guess (__main__) that the config overruled
         self.remote.cell_parent = lambda: self.get_parent("shell")
         for msg_type in ("comm_open", "comm_msg", "comm_close"):
             self.shell_handlers[msg_type] = self._route_comm
@@ -207,14 +212,19 @@ class SandboxKernel(IPythonKernel):
         """The sandbox's interpreter is debugged, never this process: only where the server
         forwards debug requests (its `debug` extension), and only for Python."""
         session = self.sandbox_session
-        return self.language == "python" and session.is_open and "debug" in session.extensions
+        return (
+            self.language == "python"
+            and session.sandbox is not None
+            and "debug" in session.extensions
+        )
 
     async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
         waited = time.monotonic() - self._started_at
-        # Python's kernel_info also says whether the debugger is offered, which only the open
-        # session knows: JupyterLab asks once, so wait longer for it.
+        # Python's kernel_info also says whether the debugger is offered, which only the
+        # sandbox's health tells: JupyterLab asks once, so wait longer for it. The context
+        # goes on starting meanwhile; the first cell waits for it.
         limit = DEBUGGER_WAIT_SECONDS if self.language == "python" else BANNER_WAIT_SECONDS
-        await self.supervisor.opened(limit - waited)
+        await self.supervisor.connected(limit - waited)
         await super().kernel_info_request(stream, ident, parent)
 
     async def do_debug_request(self, msg: dict[str, Any]) -> dict[str, Any]:

@@ -154,6 +154,19 @@ class RemoteCells:
         if options is not None:
             self.past_inputs.clear()
 
+    async def connect(self) -> None:
+        """Open the context's sockets ahead of the first cell, which would wait for them;
+        a failure here is left for that cell to meet."""
+        session = self.supervisor.session
+        if session.context is None:
+            return
+        try:
+            await asyncio.gather(
+                session.context.connect_async(session.context_id), self._comms_ready(session)
+            )
+        except Exception as error:
+            log.info("the context's sockets did not open ahead of the first cell: %s", error)
+
     async def _comms_ready(self, session: Any) -> bool:
         """True when the context's message socket is open, so its widgets reach the notebook."""
         if (

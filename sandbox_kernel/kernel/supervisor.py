@@ -35,6 +35,10 @@ class Supervisor:
         self.restart_record = restart_record
         self.loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Future | None = None
+        self._connected: asyncio.Future | None = None
+        """Done once the sandbox's health is read, while the context may still be starting."""
+        self.after_open: Callable[[], Awaitable[None]] | None = None
+        """Run once the session opened, before a waiting cell goes on (connections ahead)."""
         self._resume_after_restart()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -44,7 +48,20 @@ class Supervisor:
 
     def _open(self) -> asyncio.Future:
         """Start opening the sandbox; a failure is logged here and raised to the cell waiting."""
-        opening = asyncio.ensure_future(self.session.open_async(), loop=self.loop)
+        assert self.loop is not None
+        connected = self._connected = self.loop.create_future()
+
+        async def connect_then_open() -> None:
+            try:
+                await self.session.connect_async()
+            finally:
+                if not connected.done():
+                    connected.set_result(None)
+            await self.session.open_async()
+            if self.after_open is not None:
+                await self.after_open()
+
+        opening = asyncio.ensure_future(connect_then_open(), loop=self.loop)
         opening.add_done_callback(_log_failure)
         return opening
 
@@ -56,13 +73,14 @@ class Supervisor:
             self._opening = self._open()
         await asyncio.shield(self._opening)
 
-    async def opened(self, timeout: float) -> None:
-        """Wait at most `timeout` seconds for the opening under way (from any thread)."""
-        if self._opening is None or self._opening.done() or timeout <= 0:
+    async def connected(self, timeout: float) -> None:
+        """Wait at most `timeout` seconds (from any thread) until the opening under way knows
+        what the sandbox offers; its context may still be starting."""
+        connected = self._connected
+        if connected is None or connected.done() or timeout <= 0:
             return
-        opening = self._opening
         with contextlib.suppress(Exception):
-            await self.on_main_loop(lambda: asyncio.wait({opening}), timeout)
+            await self.on_main_loop(lambda: asyncio.wait({connected}), timeout)
 
     async def on_main_loop(self, work: Callable[[], Awaitable[T]], timeout: float) -> T:
         """Run `work()` on the main loop and wait for it at most `timeout` seconds, from the
@@ -142,7 +160,8 @@ class Supervisor:
     def where_cells_run(self) -> str:
         """One line that tells the user this is not their machine."""
         info = self.session.describe()
-        if not self.session.is_open:
+        connected = self.session.sandbox is not None and bool(self.session.health)
+        if info["failure"] or not connected:
             if info["failure"]:
                 return (
                     f"Cells run in a sandbox at {info['where']} (not connected: {info['failure']})."

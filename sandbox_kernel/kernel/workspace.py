@@ -10,6 +10,7 @@ passes the size limit stay behind.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tarfile
@@ -108,7 +109,7 @@ async def copy_folder(sandbox: CodeInterpreterSandbox, folder: Path, limit_bytes
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sandbox-kernel-workspace-") as staging:
         archive = Path(staging) / "workspace.tar"
-        packed = pack(folder, archive, limit_bytes)
+        packed = await asyncio.to_thread(pack, folder, archive, limit_bytes)
         await sandbox.file_system.upload_async(str(archive), ARCHIVE)
     command = f"mkdir -p {WORKSPACE} && tar -xf {ARCHIVE} -C {WORKSPACE} --no-same-owner"
     reply = await sandbox.process.cmd_async(

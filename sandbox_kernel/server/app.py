@@ -15,22 +15,16 @@ from .gate import AccessGate
 from .responses import RequestIdMiddleware, api_error_response, map_errors
 from .routes import contexts, files, filesystem, health, processes, sandboxes, sockets
 from .sandboxes import SandboxRegistry
-from .settings import ServerSettings
-from .templates import TemplateStore
+from .settings import ServerSettings, new_registry
 
 __all__ = ["EXTENSIONS", "ServerSettings", "create_app"]
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
-    """Build the ASGI app serving the sandboxes under `settings.root`."""
-    registry = SandboxRegistry(
-        settings.root,
-        settings.confinement,
-        settings.spare_sandboxes,
-        max_sandboxes=settings.max_sandboxes,
-        max_contexts=settings.max_contexts,
-        templates=None if settings.templates is None else TemplateStore(settings.templates),
-    )
+def create_app(settings: ServerSettings, registry: SandboxRegistry | None = None) -> FastAPI:
+    """Build the ASGI app serving the sandboxes under `settings.root` (held by `registry`,
+    made here when not given)."""
+    if registry is None:
+        registry = new_registry(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -163,6 +163,9 @@ class BubblewrapLauncher(Launcher):
         cannot see (an editable install)."""
         return str(self.settings.kernel_app)
 
+    def seen_path(self, sandbox_path: str, host_path: Path) -> str:
+        return sandbox_path
+
     def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:
         # Always ipc: the server cannot reach a port in the sandbox's network namespace.
         return super().kernel_options()

@@ -119,6 +119,10 @@ class Context:
         self.lock = asyncio.Lock()
         self.created_at = datetime.now(timezone.utc).isoformat()
         self.closed = False
+        self.moved_to: str | None = None
+        """The directory (as the interpreter names it) `move_to` made its working one: the
+        kernel's process started elsewhere, so a restart moves it there again."""
+        self._move_after_restart = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -166,15 +170,45 @@ class Context:
                 for entry in entries:
                     yield entry
                 return
-            async for entry in self.channels.execute(
-                request,
-                is_alive=self.manager.is_alive,
-                interrupt=self.manager.interrupt_kernel,
-                restart=self._restart_kernel,
-                late_output_seconds=self.interpreter.late_output_seconds,
-                interrupted_error=self.interpreter.interrupted_error,
-            ):
+            if self._move_after_restart and self.moved_to is not None:
+                self._move_after_restart = False
+                if not await self._chdir(self.moved_to):
+                    log.warning("context %s restarted outside its directory %s", self.id, self.cwd)
+            async for entry in self._run(request):
                 yield entry
+
+    def _run(self, request: ExecutionRequest) -> AsyncIterator[dict[str, Any]]:
+        assert self.channels is not None
+        return self.channels.execute(
+            request,
+            is_alive=self.manager.is_alive,
+            interrupt=self.manager.interrupt_kernel,
+            restart=self._restart_kernel,
+            late_output_seconds=self.interpreter.late_output_seconds,
+            interrupted_error=self.interpreter.interrupted_error,
+        )
+
+    async def move_to(self, cwd: str, seen_path: str) -> bool:
+        """Make `cwd` the interpreter's working directory (`seen_path`, as the interpreter
+        names it) with a silent execution that binds no name and takes no count; False if
+        the kernel refused."""
+        async with self.lock:
+            if self.closed or self.channels is None or not await self._chdir(seen_path):
+                return False
+        self.cwd, self.moved_to = cwd, seen_path
+        return True
+
+    async def _chdir(self, seen_path: str) -> bool:
+        """With the lock held: the interpreter's working directory changed to `seen_path`."""
+        code = f"__import__('os').chdir({seen_path!r})"
+        request = ExecutionRequest(
+            code, timeout=START_TIMEOUT_SECONDS, silent=True, store_history=False
+        )
+        outcome = None
+        async for entry in self._run(request):
+            if entry.get("type") == "endOfExecution":
+                outcome = entry.get("status")
+        return outcome == "ok"
 
     async def interrupt(self) -> None:
         """Interrupt the running code (KeyboardInterrupt in the kernel); state is kept."""
@@ -192,6 +226,8 @@ class Context:
         await self.manager.restart_kernel(now=True)
         if self.channels is not None:
             await self.channels.wait_ready()
+        # The new process starts where the first did; the next execution moves it first.
+        self._move_after_restart = True
 
     def send_input(self, value: str) -> None:
         """Answer the `input()` the running code is waiting on."""
@@ -266,12 +302,18 @@ class ContextPool:
         self.warm = await self._start(self.specs.interpreter("python"), HOME)
 
     async def _take_warm(self, language: str, cwd: str) -> Context | None:
+        """The warm context, moved to `cwd`, when it is of `language` and alive."""
         context, self.warm = self.warm, None
         if context is None:
             return None
-        if language == context.language and cwd == context.cwd and await context.alive():
-            context.created_at = datetime.now(timezone.utc).isoformat()
-            return context
+        if cwd != context.cwd and not self.paths.host(cwd).is_dir():
+            self.warm = context  # kept for a request that names a directory that exists
+            return None
+        if language == context.language and await context.alive():
+            seen = self.launcher.seen_path(cwd, self.paths.host(cwd))
+            if cwd == context.cwd or await context.move_to(cwd, seen):
+                context.created_at = datetime.now(timezone.utc).isoformat()
+                return context
         await context.shutdown()
         return None
 

@@ -10,11 +10,12 @@ import resource
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from .app import ServerSettings, create_app
 from .connections import guarded_protocol
+from .settings import ServerSettings, new_registry
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,18 @@ async def serve(
     """Serve until stopped; print `{"url", "token"}` on stdout once ready."""
     sock = bind(host, port)
     url = url_of(sock)
+    # The first spare's interpreter starts (in a process of its own) while this one loads
+    # the web app: on a cold start, a kernel's first cell waits for that spare.
+    registry = new_registry(settings)
+    filler = asyncio.create_task(registry.spares.keep_filled())
+    try:
+        app = await asyncio.to_thread(_web_app, settings, registry)
+    except BaseException:
+        filler.cancel()
+        await registry.shutdown()
+        raise
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         http=guarded_protocol(connection_budget()),
         log_config=None,
         access_log=False,
@@ -99,9 +110,17 @@ async def serve(
         await server.serve(sockets=[sock])
     finally:
         announcer.cancel()
+        filler.cancel()
         if state_file is not None:
             try:
                 if json.loads(state_file.read_text()).get("pid") == os.getpid():
                     state_file.unlink()
             except (OSError, ValueError):
                 pass
+
+
+def _web_app(settings: ServerSettings, registry: Any) -> Any:
+    """The ASGI app; FastAPI and pydantic are imported here, on the caller's thread."""
+    from .app import create_app
+
+    return create_app(settings, registry)

@@ -1,4 +1,6 @@
-"""What one embedded server serves and how: the settings `create_app` is given."""
+"""What one embedded server serves and how: the settings `create_app` is given, and the
+registry of its sandboxes. Light to import: the server starts its first spare sandbox
+before it loads the web framework."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from pathlib import Path
 
 from .confinement import IsolationSettings
 from .constants import DEFAULT_UPLOAD_LIMIT, EXTENSIONS
+from .sandboxes import SandboxRegistry
+from .templates import TemplateStore
 
 
 @dataclass
@@ -33,3 +37,15 @@ class ServerSettings:
     def isolation(self) -> str:
         """What `health` reports: "bwrap" or "none"."""
         return self.confinement.mode
+
+
+def new_registry(settings: ServerSettings) -> SandboxRegistry:
+    """The registry of the sandboxes under `settings.root`, spares not started yet."""
+    return SandboxRegistry(
+        settings.root,
+        settings.confinement,
+        settings.spare_sandboxes,
+        max_sandboxes=settings.max_sandboxes,
+        max_contexts=settings.max_contexts,
+        templates=None if settings.templates is None else TemplateStore(settings.templates),
+    )

@@ -39,13 +39,24 @@ class SparePool(Generic[Spare]):
         self._making: asyncio.Task | None = None
         self._wanted = asyncio.Event()
         self._closed = False
+        self._filling = False
 
     @property
     def ready(self) -> int:
         return len(self._ready)
 
     async def keep_filled(self) -> None:
-        """Run for the server's life: make spares whenever fewer than `size` are ready."""
+        """Run for the server's life: make spares whenever fewer than `size` are ready. A
+        second call while one runs returns at once."""
+        if self._filling:
+            return
+        self._filling = True
+        try:
+            await self._fill()
+        finally:
+            self._filling = False
+
+    async def _fill(self) -> None:
         while not self._closed:
             if len(self._ready) >= self.size:
                 self._wanted.clear()

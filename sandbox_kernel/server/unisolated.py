@@ -98,6 +98,11 @@ class Launcher:
         """Working directory, environment and fds for starting `argv(...)`."""
         return {"cwd": str(host_cwd), "env": dict(self.environment)}
 
+    def seen_path(self, sandbox_path: str, host_path: Path) -> str:
+        """How the sandbox's processes name the directory `sandbox_path` (at `host_path` on
+        the host): unisolated, they see the host's tree."""
+        return str(host_path)
+
     def kernel_command(self, command: Sequence[str], *, speaks_ipc: bool) -> list[str]:
         """The command that starts a context kernel, before `argv` confines it."""
         return [self.kernel_app_path() if part == KERNEL_APP else part for part in command]
