@@ -31,6 +31,7 @@ EXTENSIONS = {
     "reply",
     "comms",
     "debug",
+    "rawUpload",
 }
 PRINT_THEN_SLEEP = "import time\nprint('a', flush=True)\ntime.sleep(2)\nprint('b')"
 

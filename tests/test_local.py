@@ -167,16 +167,21 @@ def test_create_without_an_endpoint_uses_the_embedded_server(runtime):
     assert local.ensure_server() == server
 
 
+def embedded_servers(runtime: Path) -> list[psutil.Process]:
+    """This process's children that serve as the embedded server of `runtime`."""
+    return [
+        process
+        for process in psutil.Process().children()
+        if "serve" in process.cmdline() and str(runtime) in " ".join(process.cmdline())
+    ]
+
+
 def test_a_server_begun_early_is_the_one_ensure_server_returns(runtime):
     local.begin_server()
     local.begin_server()  # a second call while it starts starts nothing more
     server = local.ensure_server()
     assert health(server)["pid"] == server.pid
-    servers = [
-        process
-        for process in psutil.Process().children()
-        if "serve" in process.cmdline() and process.is_running()
-    ]
+    servers = [process for process in embedded_servers(runtime) if process.is_running()]
     assert [process.pid for process in servers] == [server.pid]
     assert local.ensure_server() == server
 

@@ -138,16 +138,20 @@ class FileSystemOperations(_Operations):
         self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
     ) -> Any:
         """Stream a local file to `target_file_path` in the sandbox."""
-        raw = RAW_UPLOAD in self._sandbox.extensions
+        raw = self._signs_nothing() and RAW_UPLOAD in self._sandbox.extensions
         return self._send(endpoints.upload(local_file_path, target_file_path, progress, raw=raw))
 
     async def upload_async(
         self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
     ) -> Any:
         """Stream a local file to `target_file_path` in the sandbox."""
-        raw = RAW_UPLOAD in await self._sandbox.extensions_async()
+        raw = self._signs_nothing() and RAW_UPLOAD in await self._sandbox.extensions_async()
         call = endpoints.upload(local_file_path, target_file_path, progress, raw=raw)
         return await self._send_async(call)
+
+    def _signs_nothing(self) -> bool:
+        """Requests go unsigned: a signed upload stays multipart, as the agentrun-sdk's."""
+        return self._sandbox.data_api.auth is None
 
     def download(
         self, path: str, save_path: str, *, progress: Progress | None = None
