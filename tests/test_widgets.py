@@ -208,7 +208,7 @@ def test_no_comms_where_the_server_relays_none(tmp_path_factory):
         _, messages, _ = kernel.cell("w.IntSlider(4)")
         assert [m["msg_type"] for m in messages] == ["execute_result"]  # the note comes once
         info = kernel.kernel_info()
-        assert "debugger" not in info["supported_features"]
+        assert "debugger" not in info["supported_features"] and info["debugger"] is False
     finally:
         kernel.shutdown()
         server.stop()
