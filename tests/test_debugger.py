@@ -7,7 +7,10 @@ import os
 from typing import Any
 
 import pytest
+from test_javascript import JavaScriptKernel
 from test_kernel import TIMEOUT, RunningKernel, server_environment
+
+from sandbox_kernel.server.interpreters import deno_binary
 
 CODE = "def add(a, b):\n    total = a + b\n    return total\n\nresult = add(40, 2)\nresult"
 
@@ -80,5 +83,21 @@ def test_a_full_dap_session(name, server, tmp_path):
             cwd = kernel.run("import os; os.getcwd()")[1][-1][1]["data"]["text/plain"]
             assert cwd.startswith("'/home/user")
         kernel.dap("disconnect", restart=False, terminateDebuggee=True)
+    finally:
+        kernel.shutdown()
+
+
+@pytest.mark.skipif(deno_binary() is None, reason="the deno package is missing")
+def test_a_javascript_kernel_never_advertises_the_debugger(server, tmp_path):
+    kernel = JavaScriptKernel(server_environment(server, tmp_path))
+    try:
+        kernel.run("1")  # the session is open on a server that offers `debug`
+        info = kernel.kernel_info()
+        assert info["debugger"] is False
+        assert "debugger" not in info["supported_features"]
+        kernel.client.control_channel.send(
+            kernel.client.session.msg("debug_request", {"type": "request", "seq": 3})
+        )
+        assert kernel.client.control_channel.get_msg(timeout=TIMEOUT)["content"]["success"] is False
     finally:
         kernel.shutdown()

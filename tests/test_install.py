@@ -127,3 +127,19 @@ def test_this_environment_offers_both_kernelspecs():
     kernelspecs = json.loads(listing.stdout)["kernelspecs"]
     assert kernelspecs["sandbox"]["spec"]["language"] == "python"
     assert kernelspecs["sandbox-javascript"]["spec"]["language"] == "javascript"
+
+
+def test_the_python_kernelspec_lets_jupyterlab_offer_its_debugger(tmp_path):
+    """JupyterLab enables its debugger button from the kernelspec's metadata alone; the kernel
+    itself then answers whether this sandbox server forwards debugging. JavaScript never."""
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "install", "--prefix", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    kernels = tmp_path / "share" / "jupyter" / "kernels"
+    python = json.loads((kernels / "sandbox" / "kernel.json").read_text())
+    javascript = json.loads((kernels / "sandbox-javascript" / "kernel.json").read_text())
+    assert (python["metadata"]["debugger"], javascript["metadata"]["debugger"]) == (True, False)

@@ -87,6 +87,18 @@ def test_an_int_slider_opens_its_comms_as_on_python3(kernels, sliders):
     assert shapes["sandbox"][1:] == ("jupyter.widget", 5)
 
 
+def test_comm_messages_carry_the_widget_protocol_version_as_on_python3(kernels, sliders):
+    """JupyterLab's widget manager refuses a comm_open without the protocol version."""
+    versions = {}
+    for name, kernel in kernels.items():
+        _, messages, _ = kernel.cell("s.value = 6")
+        comm_messages = [m for m in sliders[name][1] + messages if m["msg_type"].startswith("comm")]
+        versions[name] = [(m["msg_type"], m["metadata"].get("version")) for m in comm_messages]
+    assert versions["sandbox"] == versions["python3"]
+    opens = [version for msg_type, version in versions["sandbox"] if msg_type == "comm_open"]
+    assert opens and all(version.startswith("2.") for version in opens)
+
+
 def test_a_frontend_update_sets_the_value_the_next_cell_sees(kernels, sliders):
     for name, kernel in kernels.items():
         comm_id = sliders[name][0]
@@ -196,7 +208,7 @@ def test_no_comms_where_the_server_relays_none(tmp_path_factory):
         _, messages, _ = kernel.cell("w.IntSlider(4)")
         assert [m["msg_type"] for m in messages] == ["execute_result"]  # the note comes once
         info = kernel.kernel_info()
-        assert "debugger" not in info["supported_features"]
+        assert "debugger" not in info["supported_features"] and info["debugger"] is False
     finally:
         kernel.shutdown()
         server.stop()

@@ -111,7 +111,7 @@ class SandboxComms:
             return
         parent = self._parent_of(message.get("parentMsgId"), request_id)
         if msg_type in ("comm_open", "comm_msg", "comm_close"):
-            self.from_sandbox(msg_type, content, buffers, parent)
+            self.from_sandbox(msg_type, content, buffers, parent, message.get("metadata"))
         elif msg_type == "stream" and parent is not None:
             name = "stderr" if content.get("name") == "stderr" else "stdout"
             self.send("stream", {"name": name, "text": str(content.get("text", ""))}, parent)
@@ -142,7 +142,8 @@ class SandboxComms:
             with contextlib.suppress(ValueError, TypeError):
                 buffers.append(base64.b64decode(encoded, validate=True))
         if isinstance(content, dict):
-            self.from_sandbox(str(entry.get("msgType")), content, buffers, parent)
+            msg_type = str(entry.get("msgType"))
+            self.from_sandbox(msg_type, content, buffers, parent, entry.get("metadata"))
 
     def from_sandbox(
         self,
@@ -150,8 +151,10 @@ class SandboxComms:
         content: dict[str, Any],
         buffers: list[bytes],
         parent: dict[str, Any] | None,
+        metadata: Any = None,
     ) -> None:
-        """Publish one comm message of the sandbox, if it is the sandbox's to send."""
+        """Publish one comm message of the sandbox, if it is the sandbox's to send, with its
+        metadata (where the widget frontend reads the protocol version, or refuses the model)."""
         comm_id = content.get("comm_id")
         if not isinstance(comm_id, str) or not comm_id:
             return
@@ -170,7 +173,8 @@ class SandboxComms:
             published["target_name"] = self.comms[comm_id]
         if msg_type == "comm_close":
             self._forget(comm_id, publish=False)
-        self.send(msg_type, published, parent, buffers=buffers)
+        metadata = metadata if isinstance(metadata, dict) else {}
+        self.send(msg_type, published, parent, buffers=buffers, metadata=metadata)
 
     def widget_data_from_sandbox(self, comm_id: str, content: dict[str, Any]) -> dict[str, Any]:
         """The one gate for widget data from the sandbox: message ids translated to the

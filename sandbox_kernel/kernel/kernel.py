@@ -349,6 +349,7 @@ class SandboxKernel(IPythonKernel):
         parent: dict[str, Any] | None,
         *,
         buffers: list[bytes] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """Publish a message of the sandbox's widgets under the notebook's `parent`."""
         self.session.send(
@@ -358,6 +359,7 @@ class SandboxKernel(IPythonKernel):
             parent=parent or {},
             ident=self._topic(msg_type),
             buffers=buffers or None,
+            metadata=metadata,
         )
 
     def _publish_debug_event_of_sandbox(self, event: dict[str, Any]) -> None:
