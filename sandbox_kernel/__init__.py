@@ -14,6 +14,6 @@ __all__ = ["CodeInterpreterSandbox", "SandboxError", "SandboxNotFoundError", "__
 
 def load_ipython_extension(shell: object) -> None:
     """`%load_ext sandbox_kernel` adds the `%sbx` magics to any IPython kernel."""
-    from magics import load_ipython_extension as load
+    from .magics import load_ipython_extension as load
 
     load(shell)
