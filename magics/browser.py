@@ -22,10 +22,11 @@ from traitlets import List, Unicode, observe, validate
 
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError, SandboxRequestError
 
+from .constants import REMOTE_HOME
 from .local_paths import LocalArea
 from .preview import preview_of, preview_widgets, title
-from .tables import Column, Entry, Table, entries_of, format_time
-from .verbs import REMOTE_HOME, human_size, remote_path
+from .tables import Column, Entry, Table, entries_of, format_time, human_size
+from .verbs import remote_path
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,17 @@ from sandbox_kernel.client import (
     SandboxRequestError,
 )
 
+from .constants import REMOTE_HOME, TREE_DEPTH
 from .errors import LocalFileError
 from .local_paths import LocalArea
 from .progress import TransferProgress
-from .tables import Entry, entries_of
-from .verbs import Verb, human_size, remote_path, verb_parser
+from .tables import Entry, entries_of, human_size
+from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "Files"
-TREE_DEPTH = 64
-"""How deep `get -r` lists a sandbox directory."""
 PREVIEW_BYTES = 64
 PAYLOAD_TOO_LARGE = 413
 
@@ -54,7 +53,9 @@ class BinaryContent(bytes):
         printer.text("\n".join(lines))
 
 
-def cat(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> TextContent | BinaryContent:
+def cat(
+    sbx: VerbContext, args: argparse.Namespace, cell: str | None
+) -> TextContent | BinaryContent:
     try:
         reply = sbx.sandbox.file.read(remote_path(args.path))
     except SandboxRequestError as error:
@@ -68,7 +69,7 @@ def cat(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> TextConte
     return TextContent(content)
 
 
-def write(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def write(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     if cell is None:
         raise UsageError(
             "%sbx write takes the file's content from the cell body:\n"
@@ -82,7 +83,7 @@ def write(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
     print(f"Wrote {path} ({human_size(reply.get('size', len(cell.encode())))}).")
 
 
-def _appended(sbx: SbxMagics, path: str, addition: str) -> tuple[str, str]:
+def _appended(sbx: VerbContext, path: str, addition: str) -> tuple[str, str]:
     """The file's current content followed by `addition`, and the encoding to send it in."""
     try:
         current = sbx.sandbox.file.read(path)
@@ -94,7 +95,7 @@ def _appended(sbx: SbxMagics, path: str, addition: str) -> tuple[str, str]:
     return str(current.get("content", "")) + addition, "utf-8"
 
 
-def put(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def put(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     area = sbx.local_area
     local = area.check(args.local)
     if not local.exists():
@@ -119,7 +120,7 @@ def put(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         progress.finish(_summary(args.local, target, len(files), offset, progress, skipped))
 
 
-def get(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def get(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     source = remote_path(args.remote)
     name = posixpath.basename(source) or "sandbox-root"
     file_system = sbx.sandbox.file_system
@@ -138,7 +139,7 @@ def get(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         raise UsageError(f"%sbx get: {args.remote} is a directory (use get -r)") from None
 
 
-def _get_tree(sbx: SbxMagics, source: str, local: Path, shown: str) -> None:
+def _get_tree(sbx: VerbContext, source: str, local: Path, shown: str) -> None:
     file_system = sbx.sandbox.file_system
     entries = entries_of(file_system.list(source, depth=TREE_DEPTH))
     local.mkdir(parents=True, exist_ok=True)
@@ -252,7 +253,7 @@ def _verbs() -> list[Verb]:
     )
     put_parser.add_argument("local", metavar="LOCAL")
     put_parser.add_argument(
-        "remote", metavar="REMOTE", nargs="?", help="default: the same name in /home/user"
+        "remote", metavar="REMOTE", nargs="?", help=f"default: the same name in {REMOTE_HOME}"
     )
     put_parser.add_argument("-r", "--recursive", action="store_true", help="copy a directory")
     get_parser = verb_parser(

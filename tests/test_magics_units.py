@@ -11,8 +11,8 @@ from sandbox_kernel.magics.contexts import RemoteError, remote_error_type
 from sandbox_kernel.magics.files import BinaryContent, TextContent
 from sandbox_kernel.magics.processes import SH_PARSER, parse_sh_line
 from sandbox_kernel.magics.sbx import GROUPS, overview
-from sandbox_kernel.magics.tables import Column, Entry, Table
-from sandbox_kernel.magics.verbs import HelpShown, human_size, remote_path, verb_parser
+from sandbox_kernel.magics.tables import Column, Entry, Table, human_size
+from sandbox_kernel.magics.verbs import HelpShown, remote_path, verb_parser
 
 NAME = Column("name", lambda row: row)
 
