@@ -186,3 +186,17 @@ def test_a_wheel_in_a_fresh_venv_has_sandbox_kernel_magics_and_no_magics_module(
     )
     assert plain.returncode != 0
     assert "No module named 'magics'" in plain.stderr
+
+
+def test_both_extension_names_load_the_magics_in_ipython(tmp_path):
+    for extension in ("sandbox_kernel", "sandbox_kernel.magics"):
+        cell = f"%load_ext {extension}\n%sbx help ls"
+        result = subprocess.run(
+            [sys.executable, "-m", "IPython", "--quick", "--no-banner", "-c", cell],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: %sbx ls"), (extension, result.stdout)
