@@ -1,4 +1,7 @@
-"""The `%sbx` IPython extension: the sandbox's files, processes and contexts from a notebook."""
+"""The `%sbx` IPython extension: the sandbox's files, processes and contexts from a notebook.
+
+It installs as `sandbox_kernel.magics`: `%load_ext sandbox_kernel.magics` (or
+`%load_ext sandbox_kernel`) loads it in any IPython."""
 
 from __future__ import annotations
 

@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from .constants import REMOTE_HOME
 from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "Browsing"
 
 
-def browse(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
+def browse(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Any:
     from .browser import SandboxBrowser  # ipywidgets loads when a browser is first made
 
     options: dict[str, Any] = {}
@@ -42,7 +43,7 @@ def _verbs() -> list[Verb]:
         "%sbx browse /home/user",
         "%sbx browse /tmp -a --page-size 20",
     )
-    parser.add_argument("path", metavar="PATH", nargs="?", help="default: /home/user")
+    parser.add_argument("path", metavar="PATH", nargs="?", help=f"default: {REMOTE_HOME}")
     parser.add_argument("-a", "--all", action="store_true", help="show hidden entries")
     parser.add_argument(
         "--page-size",

@@ -11,10 +11,10 @@ import argparse
 import re
 import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from IPython.core.completer import (
     CompletionContext,
@@ -24,12 +24,11 @@ from IPython.core.completer import (
 )
 
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
+from sandbox_kernel.client.session import SandboxSession
 
+from .constants import REMOTE_HOME
 from .tables import Entry, entries_of
-from .verbs import REMOTE_HOME, Verb, remote_path
-
-if TYPE_CHECKING:
-    from .sbx import SbxMagics
+from .verbs import Verb, remote_path
 
 SBX_LINE = re.compile(r"(?:^|[\s=;(])%{1,2}sbx\s+(?P<arguments>.*)$")
 
@@ -92,10 +91,23 @@ def _nothing() -> SimpleMatcherResult:
     return {"completions": [], "suppress": False}
 
 
+class CompletionSource(Protocol):
+    """What completion reads of the magics (`SbxMagics` is one): the verbs, the session,
+    the listing cache and its two settings, read at each Tab."""
+
+    verbs: Mapping[str, Verb]
+    listings: ListingCache
+    completion_timeout: float
+    completion_cache_seconds: float
+
+    @property
+    def session(self) -> SandboxSession | None: ...
+
+
 class SbxCompleter:
     """An IPython matcher (API v2) for `%sbx` and `%%sbx` lines."""
 
-    def __init__(self, magics: SbxMagics) -> None:
+    def __init__(self, magics: CompletionSource) -> None:
         self.magics = magics
 
     @context_matcher(identifier="sbx")

@@ -1,5 +1,11 @@
 """Context verbs: `ctx ls|new|use|rm`, `run` (a cell in the sandbox, shown as the kernel shows
-it) and `push` / `pull` (variables moved by pickle)."""
+it) and `push` / `pull` (variables moved by pickle).
+
+`run` shows a cell with the kernel's own cell runner, `sandbox_kernel.kernel.cells` (result
+entries to Jupyter messages; it loads neither the kernel nor the magics), so that a `run`
+cell and an ordinary one look the same. That is the magics' one import from `kernel/`, and
+it closes no cycle: the kernel reaches the magics only by the extension's name.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +26,14 @@ from sandbox_kernel.client import ExecuteOptions, SandboxError
 from sandbox_kernel.client.results import error_content
 from sandbox_kernel.kernel.cells import Cell, CellRun
 
+from .constants import REMOTE_HOME
 from .errors import VariableTransferError
 from .tables import CONTEXT_COLUMNS, Context, Table
 from .unpickling import load_values
 from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "Contexts and variables"
 PICKLE_PROTOCOL = 4
@@ -91,7 +98,7 @@ class DisplayPublisher:
         # an error is raised by `run` once the cell ends, with the sandbox's traceback
 
 
-def run(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> RemoteResult | None:
+def run(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> RemoteResult | None:
     if cell is None:
         raise UsageError(
             "%sbx run takes its code from the cell body:\n%%sbx run [--ctx ID]\n<code>"
@@ -122,7 +129,7 @@ def _timed_out(timeout: float) -> dict[str, Any]:
     return {"type": "error", "name": "TimeoutError", "value": value}
 
 
-def _timeout(sbx: SbxMagics, requested: float | None) -> float:
+def _timeout(sbx: VerbContext, requested: float | None) -> float:
     if requested is not None and requested <= 0:
         raise UsageError("--timeout must be more than 0 seconds")
     return requested if requested is not None else sbx.remote_timeout()
@@ -166,7 +173,7 @@ def _helper_call(helper: str, **arguments: Any) -> str:
     return f"exec({helper!r}, {{'scope': globals(), {bound}}})"
 
 
-def _run_helper(sbx: SbxMagics, verb: str, code: str, context_id: str | None) -> Any:
+def _run_helper(sbx: VerbContext, verb: str, code: str, context_id: str | None) -> Any:
     """Run a helper in the context and read the JSON it printed."""
     reply = sbx.connected().context.execute(
         code,
@@ -198,9 +205,9 @@ def _checked_names(verb: str, names: list[str]) -> list[str]:
     return names
 
 
-def push(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def push(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     names = _checked_names("push", args.names)
-    namespace = sbx.shell.user_ns
+    namespace = sbx.namespace
     pickled = {}
     for name in names:
         if name not in namespace:
@@ -222,7 +229,7 @@ def push(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         )
 
 
-def pull(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def pull(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     names = _checked_names("pull", args.names)
     code = _helper_call(PULL_HELPER, names=names, protocol=PICKLE_PROTOCOL)
     reply = _run_helper(sbx, "pull", code, args.ctx)
@@ -246,13 +253,13 @@ def pull(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
                 f"cannot pull {name}: this Python cannot unpickle it ({type(error).__name__}: "
                 f"{error})"
             ) from None
-    sbx.shell.user_ns.update(values)
+    sbx.namespace.update(values)
 
 
 # ---- ctx
 
 
-def ctx(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Any:
+def ctx(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Any:
     session = sbx.connected()
     sandbox = session.sandbox
     if args.action == "ls":
@@ -299,7 +306,7 @@ def _verbs() -> list[Verb]:
         actions.add_parser(action, help=description, description=description)
     new, use, remove = (actions.choices[action] for action in ("new", "use", "rm"))
     new.add_argument("--language", choices=["python", "javascript"], default="python")
-    new.add_argument("--cwd", metavar="DIR", help="working directory (default /home/user)")
+    new.add_argument("--cwd", metavar="DIR", help=f"working directory (default {REMOTE_HOME})")
     use.add_argument("id", metavar="ID")
     remove.add_argument("id", metavar="ID")
 

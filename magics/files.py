@@ -1,4 +1,5 @@
-"""File verbs: `cat`, `write`, `put` and `get` (transfers stream from and to disk)."""
+"""File verbs: `cat`, `write`, `put` and `get` (transfers stream from and to disk), and the
+copy of a sandbox tree that `get -r` and the browser's download share."""
 
 from __future__ import annotations
 
@@ -6,29 +7,30 @@ import argparse
 import base64
 import os
 import posixpath
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from IPython.core.error import UsageError
 
 from sandbox_kernel.client import (
     FileSystemOperations,
+    Progress,
     SandboxNotFoundError,
     SandboxRequestError,
 )
 
+from .constants import REMOTE_HOME, TREE_DEPTH
 from .errors import LocalFileError
 from .local_paths import LocalArea
 from .progress import TransferProgress
-from .tables import Entry, entries_of
-from .verbs import Verb, human_size, remote_path, verb_parser
+from .tables import Entry, entries_of, human_size
+from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "Files"
-TREE_DEPTH = 64
-"""How deep `get -r` lists a sandbox directory."""
 PREVIEW_BYTES = 64
 PAYLOAD_TOO_LARGE = 413
 
@@ -54,7 +56,9 @@ class BinaryContent(bytes):
         printer.text("\n".join(lines))
 
 
-def cat(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> TextContent | BinaryContent:
+def cat(
+    sbx: VerbContext, args: argparse.Namespace, cell: str | None
+) -> TextContent | BinaryContent:
     try:
         reply = sbx.sandbox.file.read(remote_path(args.path))
     except SandboxRequestError as error:
@@ -68,7 +72,7 @@ def cat(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> TextConte
     return TextContent(content)
 
 
-def write(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def write(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     if cell is None:
         raise UsageError(
             "%sbx write takes the file's content from the cell body:\n"
@@ -82,7 +86,7 @@ def write(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
     print(f"Wrote {path} ({human_size(reply.get('size', len(cell.encode())))}).")
 
 
-def _appended(sbx: SbxMagics, path: str, addition: str) -> tuple[str, str]:
+def _appended(sbx: VerbContext, path: str, addition: str) -> tuple[str, str]:
     """The file's current content followed by `addition`, and the encoding to send it in."""
     try:
         current = sbx.sandbox.file.read(path)
@@ -94,7 +98,7 @@ def _appended(sbx: SbxMagics, path: str, addition: str) -> tuple[str, str]:
     return str(current.get("content", "")) + addition, "utf-8"
 
 
-def put(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def put(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     area = sbx.local_area
     local = area.check(args.local)
     if not local.exists():
@@ -119,7 +123,7 @@ def put(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         progress.finish(_summary(args.local, target, len(files), offset, progress, skipped))
 
 
-def get(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def get(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     source = remote_path(args.remote)
     name = posixpath.basename(source) or "sandbox-root"
     file_system = sbx.sandbox.file_system
@@ -138,28 +142,67 @@ def get(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         raise UsageError(f"%sbx get: {args.remote} is a directory (use get -r)") from None
 
 
-def _get_tree(sbx: SbxMagics, source: str, local: Path, shown: str) -> None:
+def _get_tree(sbx: VerbContext, source: str, local: Path, shown: str) -> None:
     file_system = sbx.sandbox.file_system
-    entries = entries_of(file_system.list(source, depth=TREE_DEPTH))
     local.mkdir(parents=True, exist_ok=True)
-    files, skipped, refused = [], 0, set()
-    for entry in entries:
+    copy = tree_copy(file_system, source, local, sbx.local_area)
+    for folder in copy.folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    with sbx.transfer(f"get {shown}", copy.size) as progress:
+        size = download_files(file_system, copy.files, progress)
+        progress.finish(_summary(shown, local, len(copy.files), size, progress, copy.skipped))
+
+
+class FileProgress(Protocol):
+    """What shows a transfer of many files (`TransferProgress`, the browser's bar)."""
+
+    def file(self, offset: int) -> Progress:
+        """The `progress(done, total)` callback of a file that starts `offset` bytes in."""
+        ...
+
+
+@dataclass
+class TreeCopy:
+    """What copying a sandbox folder to a local one takes: the local folders to make, the
+    (sandbox path, local path, size) of each file, and how many entries the local area
+    leaves out (hidden ones, and everything inside them)."""
+
+    folders: list[Path] = field(default_factory=list)
+    files: list[tuple[str, Path, int]] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, _, size in self.files)
+
+
+def tree_copy(
+    file_system: FileSystemOperations, source: str, local: Path, area: LocalArea
+) -> TreeCopy:
+    """Plan the copy of the sandbox folder `source` (the whole tree, one listing) to `local`."""
+    copy, refused = TreeCopy(), set()
+    for entry in entries_of(file_system.list(source, depth=TREE_DEPTH)):
         relative = posixpath.relpath(entry.path, source)
         destination = local / relative
-        if relative.startswith(tuple(refused)) or not sbx.local_area.allows(destination):
-            skipped += 1
+        if relative.startswith(tuple(refused)) or not area.allows(destination):
+            copy.skipped += 1
             refused.add(relative + "/")
-            continue
-        if entry.is_dir:
-            destination.mkdir(parents=True, exist_ok=True)
+        elif entry.is_dir:
+            copy.folders.append(destination)
         else:
-            files.append((entry, destination))
-    with sbx.transfer(f"get {shown}", sum(entry.size for entry, _ in files)) as progress:
-        offset = 0
-        for entry, destination in files:
-            report = progress.file(offset)
-            offset += file_system.download(entry.path, str(destination), progress=report)["size"]
-        progress.finish(_summary(shown, local, len(files), offset, progress, skipped))
+            copy.files.append((entry.path, destination, entry.size))
+    return copy
+
+
+def download_files(
+    file_system: FileSystemOperations, files: list[tuple[str, Path, int]], progress: FileProgress
+) -> int:
+    """Download each (sandbox path, local path, size) in turn; the bytes copied."""
+    offset = 0
+    for source, destination, _ in files:
+        report = progress.file(offset)
+        offset += file_system.download(source, str(destination), progress=report)["size"]
+    return offset
 
 
 def _is_directory(file_system: FileSystemOperations, path: str) -> bool:
@@ -252,7 +295,7 @@ def _verbs() -> list[Verb]:
     )
     put_parser.add_argument("local", metavar="LOCAL")
     put_parser.add_argument(
-        "remote", metavar="REMOTE", nargs="?", help="default: the same name in /home/user"
+        "remote", metavar="REMOTE", nargs="?", help=f"default: the same name in {REMOTE_HOME}"
     )
     put_parser.add_argument("-r", "--recursive", action="store_true", help="copy a directory")
     get_parser = verb_parser(

@@ -10,16 +10,17 @@ from IPython.core.error import UsageError
 
 from sandbox_kernel.client import SandboxNotFoundError, SandboxRequestError
 
-from .tables import Column, Entry, Table, entries_of, format_time
-from .verbs import Verb, human_size, remote_path, verb_parser
+from .constants import REMOTE_HOME
+from .tables import Column, Entry, Table, entries_of, format_time, human_size
+from .verbs import Verb, remote_path, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "Filesystem"
 
 
-def ls(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Table:
+def ls(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Table:
     path = remote_path(args.path)
     file_system = sbx.sandbox.file_system
     if args.depth < 1:
@@ -63,19 +64,19 @@ def _listing_columns(base: str, long: bool) -> tuple[Column, ...]:
     )
 
 
-def stat(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Entry:
+def stat(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Entry:
     return Entry.from_reply(sbx.sandbox.file_system.stat(remote_path(args.path)))
 
 
-def mkdir(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def mkdir(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     sbx.sandbox.file_system.mkdir(remote_path(args.path), parents=args.parents)
 
 
-def mv(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def mv(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     sbx.sandbox.file_system.move(remote_path(args.source), remote_path(args.destination))
 
 
-def rm(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def rm(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     path = remote_path(args.path)
     file_system = sbx.sandbox.file_system
     if not args.recursive and Entry.from_reply(file_system.stat(path)).is_dir:
@@ -91,7 +92,7 @@ def _verbs() -> list[Verb]:
         "%sbx ls /home/user -l",
         "entries = %sbx ls /tmp --depth 2 -a",
     )
-    ls_parser.add_argument("path", metavar="PATH", nargs="?", help="default: /home/user")
+    ls_parser.add_argument("path", metavar="PATH", nargs="?", help=f"default: {REMOTE_HOME}")
     ls_parser.add_argument("-l", "--long", action="store_true", help="type, mode, size, time")
     ls_parser.add_argument("-a", "--all", action="store_true", help="include hidden entries")
     ls_parser.add_argument(

@@ -14,8 +14,8 @@ import ipywidgets as widgets
 
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 
-from .tables import Entry, format_time
-from .verbs import REMOTE_HOME, human_size
+from .constants import HELPER_TIMEOUT, REMOTE_HOME
+from .tables import Entry, format_time, human_size
 
 TEXT_LIMIT = 64 * 1024
 """Bytes of a text file the preview shows."""
@@ -24,7 +24,6 @@ WHOLE_READ_LIMIT = 1024 * 1024
 IMAGE_LIMIT = 8 * 1024 * 1024
 """Larger images are described, not shown."""
 IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".svg": "svg+xml"}
-HEAD_TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def _read(sandbox: CodeInterpreterSandbox, path: str) -> bytes:
 def _head(sandbox: CodeInterpreterSandbox, path: str, size: int) -> bytes:
     """The first `size` bytes of a sandbox file, without transferring the rest."""
     command = f"head -c {size} -- {shlex.quote(path)} | base64 -w 0"
-    result = sandbox.process.cmd(command, REMOTE_HOME, HEAD_TIMEOUT).get("result") or {}
+    result = sandbox.process.cmd(command, REMOTE_HOME, HELPER_TIMEOUT).get("result") or {}
     stderr = str(result.get("stderr", "")).strip()
     if stderr:
         raise SandboxError(f"cannot read {path}: {stderr}")

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from IPython.core.error import UsageError
 
+from .constants import REMOTE_HOME
 from .errors import CommandError
 from .tables import PROCESS_COLUMNS, Process, Table
 from .verbs import Verb, VerbParser, remote_path, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "Processes"
 
@@ -44,7 +45,7 @@ def parse_sh_line(parser: VerbParser, text: str) -> argparse.Namespace:
     return arguments
 
 
-def sh(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def sh(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     if cell is not None and args.command:
         raise UsageError(
             "%%sbx sh runs the cell body; put only options on its first line\n"
@@ -70,9 +71,9 @@ def sh(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
             raise CommandError(f"{failure}: {first_line}", exit_code, stdout, stderr)
 
 
-def _deliver(sbx: SbxMagics, text: str, variable: str | None, stream: TextIO) -> None:
+def _deliver(sbx: VerbContext, text: str, variable: str | None, stream: TextIO) -> None:
     if variable:
-        sbx.shell.user_ns[variable] = text
+        sbx.namespace[variable] = text
     elif text:
         stream.write(text)
         stream.flush()
@@ -88,16 +89,16 @@ def _failure(status: object, exit_code: object, timeout: int) -> str | None:
     return None
 
 
-def ps(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Table:
+def ps(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Table:
     processes = [Process.from_reply(reply) for reply in sbx.sandbox.process.list()]
     return Table(sorted(processes, key=lambda p: p.pid), PROCESS_COLUMNS, sbx.displaylimit)
 
 
-def proc(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Process:
+def proc(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Process:
     return Process.from_reply(sbx.sandbox.process.get(str(args.pid)))
 
 
-def kill(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def kill(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     sbx.sandbox.process.kill(str(args.pid))
 
 
@@ -110,7 +111,7 @@ def _sh_parser() -> VerbParser:
         "%sbx sh --no-raise-error test -f maybe.txt",
     )
     parser.add_argument("command", metavar="COMMAND", nargs="*", help="(line form) the command")
-    parser.add_argument("--cwd", metavar="DIR", help="working directory (default /home/user)")
+    parser.add_argument("--cwd", metavar="DIR", help=f"working directory (default {REMOTE_HOME})")
     parser.add_argument(
         "--timeout",
         type=float,

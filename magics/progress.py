@@ -12,7 +12,7 @@ from IPython.display import display
 
 from sandbox_kernel.client import Progress
 
-from .verbs import human_size
+from .tables import human_size
 
 WIDGET_INTERVAL = 0.1
 TEXT_INTERVAL = 0.5

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
+from sandbox_kernel.client import CodeInterpreterSandbox
 from sandbox_kernel.client.session import SandboxSession
 
 from . import browse, contexts, files, filesystem, processes, workspace
 from .completion import ListingCache
+from .connection import IN_THE_SANDBOX_KERNEL, Connection
+from .constants import COMPLETION_CACHE_SECONDS, COMPLETION_TIMEOUT, REMOTE_HOME
 from .expansion import expand_names
 from .local_paths import LocalArea
-from .progress import TransferProgress, widgets_render
-from .verbs import REMOTE_HOME, HelpShown, Verb, verb_parser, working_directory
-
-IN_THE_SANDBOX_KERNEL = (
-    "in the sandbox kernel %sbx uses the kernel's own sandbox; to change it set "
-    "c.SandboxKernel.endpoint / sandbox_id (or SANDBOX_KERNEL_ENDPOINT) and restart the kernel"
-)
+from .progress import widgets_render
+from .verb_context import Settings, VerbContext, WorkspaceCopy, WorkspaceNote
+from .verbs import HelpShown, Verb, verb_parser, working_directory
 
 
 @magics_class
@@ -57,10 +54,12 @@ class SbxMagics(Magics):
         "no practical limit on the embedded server).",
     ).tag(config=True, notebook=True)
     completion_timeout = Float(
-        0.5, help="Seconds Tab waits for a sandbox directory listing before giving up."
+        COMPLETION_TIMEOUT,
+        help="Seconds Tab waits for a sandbox directory listing before giving up.",
     ).tag(config=True, notebook=True)
     completion_cache_seconds = Float(
-        5.0, help="Seconds a sandbox directory listing keeps serving Tab completion."
+        COMPLETION_CACHE_SECONDS,
+        help="Seconds a sandbox directory listing keeps serving Tab completion.",
     ).tag(config=True, notebook=True)
 
     local_root = Unicode(
@@ -77,90 +76,60 @@ class SbxMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._kernel_folder: str | None = None
-        self.workspace_copy: Callable[[], dict[str, tuple[int, float]] | None] | None = None
+        self.workspace_copy: WorkspaceCopy | None = None
         """The files the kernel copied into the sandbox (relative path -> size, mtime)."""
-        self.workspace_note: Callable[[], str | None] | None = None
+        self.workspace_note: WorkspaceNote | None = None
         """One line on the notebook's folder in the sandbox, for `%sbx status`."""
-        self._session: SandboxSession | None = None
-        self._owns_session = False
         self.listings = ListingCache()
-        self.verbs: dict[str, Verb] = {verb.name: verb for _, group in GROUPS for verb in group}
-        atexit.register(self.close_own_session)
+        self.connection = Connection(changed=self.listings.forget)
+        self.verbs: dict[str, Verb] = dict(VERBS)
+        atexit.register(self.connection.close_own_session)
 
     # ---- the session
 
     @property
     def session(self) -> SandboxSession | None:
         """The sandbox session the verbs use, or None before the first one connects."""
-        return self._session
+        return self.connection.session
 
     @session.setter
     def session(self, session: SandboxSession | None) -> None:
         """Use a session that its owner (the sandbox kernel) opens and closes."""
-        self.close_own_session()
-        self._session, self._owns_session = session, False
-        self._kernel_folder = os.getcwd() if session is not None else None
-        self.listings.forget()
+        self.connection.use_kernel_session(session)
 
     @property
-    def shares_session(self) -> bool:
-        """True in the sandbox kernel: the session belongs to the kernel."""
-        return self._session is not None and not self._owns_session
+    def sandbox(self) -> CodeInterpreterSandbox:
+        """The connected sandbox (connecting first when needed)."""
+        return self.connection.sandbox
 
     @property
     def local_area(self) -> LocalArea:
         """Where the local side of a transfer may be (see `local_paths`)."""
         if self.local_root is not None:
             return LocalArea(self.local_root, hidden=self.local_hidden)
-        if self.shares_session:
-            return LocalArea(self._kernel_folder, hidden=self.local_hidden)
+        if self.connection.shares_session:
+            return LocalArea(self.connection.kernel_folder, hidden=self.local_hidden)
         return LocalArea(None)
 
-    def connected(self) -> SandboxSession:
-        """The open session; outside the sandbox kernel the first call connects."""
-        if self._session is None:
-            self._session, self._owns_session = SandboxSession(), True
-        session = self._session
-        if not session.is_open:
-            if self.shares_session:
-                reason = session.failure or "the kernel is still connecting"
-                raise SandboxError(f"not connected to a sandbox: {reason}")
-            session.open()
-        return session
-
-    @property
-    def sandbox(self) -> CodeInterpreterSandbox:
-        """The connected sandbox (connecting first when needed)."""
-        sandbox = self.connected().sandbox
-        assert sandbox is not None
-        return sandbox
-
-    def connect(self, session: SandboxSession) -> None:
-        """Replace this extension's own session by `session` and open it."""
-        if self.shares_session:
-            raise UsageError(f"%sbx connect: {IN_THE_SANDBOX_KERNEL}")
-        self.close_own_session()
-        self._session, self._owns_session = session, True
-        self.listings.forget()
-        session.open()
-
-    def close_own_session(self) -> None:
-        """Close the session this extension opened (never the kernel's)."""
-        if self._owns_session and self._session is not None:
-            self._session.close()
-            self._session, self._owns_session = None, False
-
-    def remote_timeout(self) -> float:
-        """Seconds a `run` cell or `sh` command may take."""
-        return self.timeout if self.timeout is not None else self.connected().default_timeout
-
-    def transfer(self, description: str, total: int | None) -> TransferProgress:
-        """Progress display for a transfer of `total` bytes (None: not known yet)."""
+    def verb_context(self) -> VerbContext:
+        """What a verb is given: the session, the settings as they are now, the namespace."""
         style = self.progress
         if style == "auto":
             style = "widget" if widgets_render(self.shell) else "text"
-        return TransferProgress(description, total, style=style, min_bytes=self.progress_min_bytes)
+        settings = Settings(
+            displaylimit=self.displaylimit,
+            timeout=self.timeout,
+            progress=style,
+            progress_min_bytes=self.progress_min_bytes,
+        )
+        return VerbContext(
+            self.connection,
+            settings,
+            self.local_area,
+            self.shell.user_ns if self.shell is not None else {},
+            self.workspace_copy,
+            self.workspace_note,
+        )
 
     # ---- the magic
 
@@ -182,10 +151,10 @@ class SbxMagics(Magics):
             arguments = verb.parse(rest)
         except HelpShown:
             return None
-        cwd = self._session.cwd if self._session is not None else REMOTE_HOME
-        token = working_directory.set(cwd)
+        session = self.connection.session
+        token = working_directory.set(session.cwd if session is not None else REMOTE_HOME)
         try:
-            return verb.handler(self, arguments, cell)
+            return verb.handler(self.verb_context(), arguments, cell)
         finally:
             working_directory.reset(token)
             if verb.changes_files:
@@ -195,7 +164,7 @@ class SbxMagics(Magics):
 # ---- the sandbox verbs: status, connect, disconnect, help
 
 
-def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def status(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     session = sbx.session
     if session is None:
         print(
@@ -225,7 +194,7 @@ def status(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         print(f"error:      {info['failure']}")
 
 
-def connect(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def connect(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     session = SandboxSession(
         endpoint=args.endpoint,
         token=args.token,
@@ -233,32 +202,33 @@ def connect(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
         sandbox_id=args.sandbox,
         keep_sandbox=args.keep,
     )
-    sbx.connect(session)
+    sbx.connection.connect(session)
     status(sbx, args, cell)
 
 
-def disconnect(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
-    if sbx.shares_session:
+def disconnect(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
+    connection = sbx.connection
+    if connection.shares_session:
         raise UsageError(f"%sbx disconnect: {IN_THE_SANDBOX_KERNEL}")
-    session = sbx.session
+    session = connection.session
     if session is None or session.sandbox is None:
-        sbx.close_own_session()  # forget a `connect` that failed
+        connection.close_own_session()  # forget a `connect` that failed
         print("Not connected to a sandbox.")
         return
-    sbx.close_own_session()
+    connection.close_own_session()
     if session.created_sandbox and not session.keep_sandbox:
         print(f"Disconnected; sandbox {session.sandbox_id} was deleted.")
     else:
         print(f"Disconnected; sandbox {session.sandbox_id} is still running.")
 
 
-def help_verb(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def help_verb(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     if args.verb is None:
         print(overview())
         return
-    verb = sbx.verbs.get(args.verb)
+    verb = VERBS.get(args.verb)
     if verb is None:
-        raise UsageError(f"%sbx help: unknown verb {args.verb!r}; verbs: {', '.join(sbx.verbs)}")
+        raise UsageError(f"%sbx help: unknown verb {args.verb!r}; verbs: {', '.join(VERBS)}")
     print(verb.parser.format_help().rstrip())
 
 
@@ -308,6 +278,7 @@ GROUPS: Sequence[tuple[str, Sequence[Verb]]] = (
     (workspace.GROUP, workspace.VERBS),
     ("Sandbox", _sandbox_verbs()),
 )
+VERBS: dict[str, Verb] = {verb.name: verb for _, group in GROUPS for verb in group}
 
 
 def overview() -> str:

@@ -9,8 +9,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from .verbs import human_size
-
 
 def parse_time(value: Any) -> datetime | None:
     """A protocol timestamp (ISO 8601) as a datetime, or None when absent or unreadable."""
@@ -24,6 +22,18 @@ def parse_time(value: Any) -> datetime | None:
 
 def format_time(value: datetime | None) -> str:
     return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def human_size(size: int | float | None) -> str:
+    """`1.5 MiB`, `12 B`: a byte count for people."""
+    if size is None:
+        return "?"
+    value, unit = float(size), "B"
+    for larger_unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger_unit
+    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 @dataclass(frozen=True)

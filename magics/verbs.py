@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-if TYPE_CHECKING:
-    from .sbx import SbxMagics
+from .constants import REMOTE_HOME
 
-REMOTE_HOME = "/home/user"
-"""The sandbox's home: `~` in a sandbox path."""
+if TYPE_CHECKING:
+    from .verb_context import VerbContext
+
 working_directory: ContextVar[str] = ContextVar("working_directory", default=REMOTE_HOME)
 """Where relative sandbox paths start: the cells' directory (the notebook's folder's copy
 in the sandbox kernel), set by `%sbx` for each verb it runs."""
@@ -51,7 +51,8 @@ class VerbParser(argparse.ArgumentParser):
         raise UsageError((message or self.format_usage()).strip())
 
 
-Handler = Callable[["SbxMagics", argparse.Namespace, "str | None"], Any]
+Handler = Callable[["VerbContext", argparse.Namespace, "str | None"], Any]
+"""A verb's function: `handler(context, arguments, cell body or None)`."""
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,3 @@ def remote_path(path: str | None, cwd: str | None = None) -> str:
         path = REMOTE_HOME + path[1:]
     joined = posixpath.normpath(posixpath.join(cwd, path))
     return "/" + joined.lstrip("/")
-
-
-def human_size(size: int | float | None) -> str:
-    """`1.5 MiB`, `12 B`: a byte count for people."""
-    if size is None:
-        return "?"
-    value, unit = float(size), "B"
-    for larger_unit in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, larger_unit
-    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"

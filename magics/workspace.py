@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from .constants import TREE_DEPTH
 from .tables import entries_of
 from .verbs import Verb, verb_parser
 
 if TYPE_CHECKING:
-    from .sbx import SbxMagics
+    from .verb_context import VerbContext
 
 GROUP = "The notebook's folder and settings"
-TREE_DEPTH = 64
 _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)", re.DOTALL)
 
 
@@ -44,7 +44,7 @@ class Changes:
         printer.text("\n".join(sorted(lines, key=lambda line: line[2:])))
 
 
-def diff(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Changes:
+def diff(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Changes:
     copied = sbx.workspace_copy() if sbx.workspace_copy is not None else None
     if copied is None:
         raise UsageError(
@@ -70,7 +70,7 @@ def diff(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> Changes:
     return changes
 
 
-def env(sbx: SbxMagics, args: argparse.Namespace, cell: str | None) -> None:
+def env(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> None:
     session = sbx.connected()
     if not args.assignments:
         names = sorted(session.env)

@@ -26,6 +26,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(shell: object) -> None:
     """`%load_ext sandbox_kernel` adds the `%sbx` magics to any IPython kernel."""
-    from magics import load_ipython_extension as load
+    from .magics import load_ipython_extension as load
 
     load(shell)

@@ -20,8 +20,8 @@ import pytest
 from magics_support import MagicsKernel, sha256_of
 from nbconvert import HTMLExporter
 
-from magics import SandboxBrowser
 from sandbox_kernel import SandboxError, SandboxNotFoundError
+from sandbox_kernel.magics import SandboxBrowser
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -516,7 +516,7 @@ def test_python_in_a_python3_kernel_browses_the_magics_sandbox(server, tmp_path)
     try:
         kernel.ok("%%sbx write /home/user/from-python.txt\nhi")
         kernel.ok(
-            "from magics import SandboxBrowser\n"
+            "from sandbox_kernel.magics import SandboxBrowser\n"
             "browser = SandboxBrowser('/home/user')\n"
             "seen = []\n"
             "browser.observe(lambda change: seen.append(change['new']), 'selected')\n"

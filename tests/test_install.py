@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "sandbox-kernel"
 
@@ -143,3 +146,73 @@ def test_the_python_kernelspec_lets_jupyterlab_offer_its_debugger(tmp_path):
     python = json.loads((kernels / "sandbox" / "kernel.json").read_text())
     javascript = json.loads((kernels / "sandbox-javascript" / "kernel.json").read_text())
     assert (python["metadata"]["debugger"], javascript["metadata"]["debugger"]) == (True, False)
+
+
+# ---- the magics install inside the package; no top-level `magics` module
+
+ROOT = Path(__file__).resolve().parents[1]
+IMPORTS = (
+    "import importlib.util, sys\n"
+    "from sandbox_kernel.magics import SandboxBrowser, load_ipython_extension\n"
+    "print(SandboxBrowser.__module__, importlib.util.find_spec('magics'))\n"
+)
+
+
+def imports_from(python: Path | str, folder: Path) -> str:
+    """What `IMPORTS` prints when `python` runs it in `folder` (not the checkout)."""
+    result = subprocess.run(
+        [str(python), "-c", IMPORTS], cwd=folder, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_this_environment_has_sandbox_kernel_magics_and_no_magics_module(tmp_path):
+    """Editable or not, the installed project offers the magics only inside the package."""
+    assert imports_from(sys.executable, tmp_path) == "sandbox_kernel.magics.browser None"
+
+
+@pytest.mark.slow
+def test_a_wheel_in_a_fresh_venv_has_sandbox_kernel_magics_and_no_magics_module(tmp_path):
+    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("sandbox_kernel-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "sandbox_kernel/magics/__init__.py" in names
+    assert "sandbox_kernel/magics/sbx.py" in names
+    assert not [name for name in names if name.split("/")[0] == "magics"]
+
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert imports_from(python, tmp_path) == "sandbox_kernel.magics.browser None"
+    plain = subprocess.run(
+        [str(python), "-c", "import magics"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert plain.returncode != 0
+    assert "No module named 'magics'" in plain.stderr
+
+
+def test_both_extension_names_load_the_magics_in_ipython(tmp_path):
+    for extension in ("sandbox_kernel", "sandbox_kernel.magics"):
+        cell = f"%load_ext {extension}\n%sbx help ls"
+        result = subprocess.run(
+            [sys.executable, "-m", "IPython", "--quick", "--no-banner", "-c", cell],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: %sbx ls"), (extension, result.stdout)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_kernel import RunningKernel, server_environment
 
-from magics.expansion import expand_names
-from magics.unpickling import RefusedType, load_values
 from sandbox_kernel.kernel.local_cells import LocalCellError, local_python
+from sandbox_kernel.magics.expansion import expand_names
+from sandbox_kernel.magics.unpickling import RefusedType, load_values
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.lib.pretty import pretty
 
-from magics.completion import _positional_index
-from magics.contexts import RemoteError, remote_error_type
-from magics.files import BinaryContent, TextContent
-from magics.processes import SH_PARSER, parse_sh_line
-from magics.sbx import GROUPS, overview
-from magics.tables import Column, Entry, Table
-from magics.verbs import HelpShown, human_size, remote_path, verb_parser
+from sandbox_kernel.magics.completion import _positional_index
+from sandbox_kernel.magics.contexts import RemoteError, remote_error_type
+from sandbox_kernel.magics.files import BinaryContent, TextContent
+from sandbox_kernel.magics.processes import SH_PARSER, parse_sh_line
+from sandbox_kernel.magics.sbx import GROUPS, overview
+from sandbox_kernel.magics.tables import Column, Entry, Table, human_size
+from sandbox_kernel.magics.verbs import HelpShown, remote_path, verb_parser
 
 NAME = Column("name", lambda row: row)
 

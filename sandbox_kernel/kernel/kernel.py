@@ -149,7 +149,7 @@ class SandboxKernel(IPythonKernel):
         self._started_at = time.monotonic()
         if self.shell is not None:
             self.shell.configurables.append(self)
-            self.shell.extension_manager.load_extension("magics")
+            self.shell.extension_manager.load_extension("sandbox_kernel.magics")
             magics = self.shell.magics_manager.registry["SbxMagics"]
             magics.session = self.sandbox_session
             magics.workspace_copy = lambda: self.workspace_copy and self.workspace_copy.files
