@@ -22,10 +22,10 @@ import workspace
 from common import print_table
 
 SIZES = {
-    # name: cells, starts, runs, requests, megabytes, seconds, load cells (8 and 32 kernels)
-    "full": (300, 5, 20, 300, 256, 10.0, 200, 100),
-    "quick": (100, 3, 10, 100, 64, 5.0, 50, 30),
-    "smoke": (5, 1, 2, 10, 4, 1.0, 2, 1),
+    # name: cells, starts, runs, requests, megabytes, seconds, load (kernels, cells) twice
+    "full": (300, 5, 20, 300, 256, 10.0, (8, 200), (32, 100)),
+    "quick": (100, 3, 10, 100, 64, 5.0, (8, 50), (32, 30)),
+    "smoke": (5, 1, 2, 10, 4, 1.0, (2, 2), (4, 1)),
 }
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     )
     options = parser.parse_args()
     size = "smoke" if options.smoke else "quick" if options.quick else "full"
-    cells, starts, runs, requests, megabytes, seconds, load_8, load_32 = SIZES[size]
+    cells, starts, runs, requests, megabytes, seconds, load_small, load_large = SIZES[size]
     started = time.monotonic()
     rows = [
         *cell_overhead.measure(cells=cells, starts=starts),
@@ -46,8 +46,8 @@ def main() -> None:
         *client_rate.measure(requests=requests),
         *transfer.measure(megabytes=megabytes, rounds=1 if size == "smoke" else 5),
         *contexts.measure(contexts=4 if size == "smoke" else 16, seconds=seconds),
-        *load.measure(kernels=8, cells=load_8),
-        *load.measure(kernels=32, cells=load_32),
+        *load.measure(*load_small),
+        *load.measure(*load_large),
         *workspace.measure(megabytes=min(megabytes, 50), rounds=1 if size == "smoke" else 3),
     ]
     memory = psutil.virtual_memory().total / 2**30

@@ -168,12 +168,17 @@ def test_create_without_an_endpoint_uses_the_embedded_server(runtime):
 
 
 def embedded_servers(runtime: Path) -> list[psutil.Process]:
-    """This process's children that serve as the embedded server of `runtime`."""
-    return [
-        process
-        for process in psutil.Process().children()
-        if "serve" in process.cmdline() and str(runtime) in " ".join(process.cmdline())
-    ]
+    """This process's live children that serve as the embedded server of `runtime`."""
+    found = []
+    for process in psutil.Process().children():
+        try:
+            command = " ".join(process.cmdline())
+            ours = "serve" in command and str(runtime) in command
+            if ours and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_a_server_begun_early_is_the_one_ensure_server_returns(runtime):

@@ -91,7 +91,7 @@ def raw_request(server, sandbox, name: str, length: int, body: bytes) -> str:
         )
         connection.sendall(head.encode() + body)
         connection.shutdown(socket.SHUT_WR)
-        return connection.recv(65536).decode("latin-1")
+        return read_answer(connection).decode("latin-1")
 
 
 def test_raw_upload_over_the_limit_is_refused_before_reading(server, sandbox):
@@ -133,3 +133,25 @@ def test_a_uvicorn_cycle_of_another_shape_gets_no_extension():
     cycle.flow = None
     zerocopy.equip(protocol)
     assert set(cycle.scope["extensions"]) == {zerocopy.SENDFILE, zerocopy.RECEIVE_INTO}
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """An HTTP answer's head and its whole body (they may arrive in separate segments)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return answer
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
