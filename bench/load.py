@@ -39,7 +39,9 @@ class LoadResult:
 def drive_kernel(env: dict[str, str], cells: int, result: LoadResult, lock: threading.Lock) -> None:
     """Start one sandbox kernel, run `cells` cells and check every line of their output."""
     manager = KernelManager(kernel_name="sandbox")
-    manager.start_kernel(env=env)
+    # Many kernels of one user at once would contend for IPython's history database (python3
+    # kernels too): it then prints a warning into a cell. The load is about our pipeline.
+    manager.start_kernel(env=env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
     client = manager.client()
     client.start_channels()
     try:
