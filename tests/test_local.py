@@ -193,9 +193,7 @@ def test_a_server_begun_early_is_the_one_ensure_server_returns(runtime):
 
 def test_a_server_begun_early_and_abandoned_is_stopped_and_not_recorded(runtime):
     local.begin_server()
-    (started,) = [
-        process for process in psutil.Process().children() if "serve" in process.cmdline()
-    ]
+    (started,) = embedded_servers(runtime)
     local.abandon_server()
     assert not started.is_running() or started.status() == psutil.STATUS_ZOMBIE
     assert local.read_state() is None
