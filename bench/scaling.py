@@ -89,7 +89,10 @@ async def context_series(counts: list[int]) -> list[Row]:
 
 def file_series(sizes_mb: list[int]) -> list[Row]:
     rows = []
-    with embedded_server() as server, tempfile.TemporaryDirectory() as scratch:
+    with (
+        embedded_server("--max-upload-mb", "2048") as server,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         sandbox = CodeInterpreterSandbox.create(endpoint=server.url, token=server.token)
         for size in sizes_mb:
             source = os.path.join(scratch, "source.bin")
