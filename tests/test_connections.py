@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import RunningServer, start_server
+from conftest import RunningServer, read_answer, start_server
 
 from sandbox_kernel import CodeInterpreterSandbox
 
@@ -71,25 +71,3 @@ def test_the_token_is_checked_before_a_body_is_read(fresh_server):
     assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
     assert b"UNAUTHORIZED" in reply
     assert time.monotonic() - started < 5
-
-
-def read_answer(connection: socket.socket) -> bytes:
-    """An HTTP answer's head and its whole body (they may arrive in separate segments)."""
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = connection.recv(65536)
-        if not chunk:
-            return answer
-        answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    while len(body) < length:
-        chunk = connection.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from conftest import read_answer
 
 from sandbox_kernel import SandboxNotFoundError
 from sandbox_kernel.server import zerocopy
@@ -133,25 +134,3 @@ def test_a_uvicorn_cycle_of_another_shape_gets_no_extension():
     cycle.flow = None
     zerocopy.equip(protocol)
     assert set(cycle.scope["extensions"]) == {zerocopy.SENDFILE, zerocopy.RECEIVE_INTO}
-
-
-def read_answer(connection: socket.socket) -> bytes:
-    """An HTTP answer's head and its whole body (they may arrive in separate segments)."""
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = connection.recv(65536)
-        if not chunk:
-            return answer
-        answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    while len(body) < length:
-        chunk = connection.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
