@@ -8,6 +8,7 @@ import pytest
 
 from sandbox_kernel import CodeInterpreterSandbox, SandboxError, SandboxNotFoundError
 from sandbox_kernel.client import SandboxAuthError, SandboxConnectionError, SandboxRequestError
+from sandbox_kernel.client.session import SandboxSession
 
 
 def closed_port_url() -> str:
@@ -207,3 +208,22 @@ def test_unreachable_endpoint_from_the_environment_names_the_variable(monkeypatc
         CodeInterpreterSandbox.create()
     assert endpoint in str(caught.value)
     assert "SANDBOX_KERNEL_ENDPOINT" in str(caught.value)
+
+
+async def test_a_failed_prepare_fails_the_open_and_close_leaves_nothing(server):
+    """`prepare` runs beside the first context's start; when it fails, that context is
+    still the session's, so closing deletes it with the sandbox."""
+
+    async def failing(sandbox: CodeInterpreterSandbox) -> None:
+        raise OSError("the copy failed")
+
+    session = SandboxSession(
+        endpoint=server.url, token=server.token, cwd="/home/user/work", prepare=failing
+    )
+    with pytest.raises(OSError, match="the copy failed"):
+        await session.open_async()
+    sandbox_id = session.sandbox_id
+    assert len(session.owned_contexts) == 1
+    await session.close_async()
+    with pytest.raises(SandboxNotFoundError):
+        CodeInterpreterSandbox.connect(sandbox_id, endpoint=server.url, token=server.token)

@@ -189,7 +189,14 @@ class SandboxSession:
         self._unprepared = False
         if self.cwd != HOME:
             await self.sandbox.file_system.mkdir_async(self.cwd, parents=True)
-        context, _ = await asyncio.gather(self._new_context_async(), self.prepare(self.sandbox))
+        context, prepared = await asyncio.gather(
+            self._new_context_async(), self.prepare(self.sandbox), return_exceptions=True
+        )
+        if isinstance(context, BaseException):
+            raise context
+        if isinstance(prepared, BaseException):
+            self.owned_contexts.add(context.context_id)  # close() still deletes it
+            raise prepared
         return context
 
     async def _rejoined(self, endpoint: str, token: str | None) -> CodeInterpreterSandbox | None:
