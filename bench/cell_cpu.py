@@ -24,13 +24,13 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 def context_kernel(server: psutil.Process) -> psutil.Process:
-    """The one context kernel the server runs (Python running kernel_app.py, not the
+    """The one context kernel the server runs (Python running context_kernel.py, not the
     bubblewrap processes whose command lines name it too)."""
     found = [
         child
         for child in server.children(recursive=True)
         if child.name().startswith("python")
-        and any(part.endswith("kernel_app.py") for part in child.cmdline())
+        and any(part.endswith("context_kernel.py") for part in child.cmdline())
     ]
     if len(found) != 1:
         raise SystemExit(f"expected one context kernel under the server, found {len(found)}")

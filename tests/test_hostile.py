@@ -53,7 +53,7 @@ def test_sandbox_uid_maps_onto_an_unprivileged_host_uid(cell, server):
     assert (made.st_uid, made.st_gid) == (SANDBOX_HOST_ID, SANDBOX_HOST_ID)
     kernel_pid = int(run(cell, "import os; print(os.getpid())"))
     kernel = next(entry for entry in cell.process.list() if entry["pid"] == kernel_pid)
-    assert "kernel_app.py" in kernel["cmdline"]
+    assert "context_kernel.py" in kernel["cmdline"]
     host_uids = run(cell, "print(open('/proc/self/status').read())")
     assert "Uid:\t1000\t1000\t1000\t1000" in host_uids
     # What the host sees of the kernel itself (not of bwrap around it): all four uids.
@@ -145,7 +145,7 @@ def test_the_runtime_directory_cannot_be_subverted(cell, server, tmp_path):
         cell,
         "import sys, os\n"
         "command = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n"
-        "app = next(part for part in command if part.endswith(b'kernel_app.py')).decode()\n"
+        "app = next(part for part in command if part.endswith(b'context_kernel.py')).decode()\n"
         "connection = command[command.index(b'-f') + 1].decode()\n"
         "print(app, connection)",
     )
@@ -166,7 +166,7 @@ def test_the_runtime_directory_cannot_be_subverted(cell, server, tmp_path):
         cell,
         "import os, glob\n"
         "for socket_dir in glob.glob('/run/sandbox-kernel/*/*/sockets'):\n"
-        "    for name in ('k-000000000000.json', 'kernel_app.py'):\n"
+        "    for name in ('k-000000000000.json', 'context_kernel.py'):\n"
         f"        os.symlink({str(target)!r}, os.path.join(socket_dir, name))",
     )
     second = cell.context.create()

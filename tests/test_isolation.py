@@ -128,7 +128,7 @@ def test_pids_are_those_code_sees_and_kill_works_on_them(jail):
     comm = f"/proc/{job_pid}/comm"
     run(jail, f"import time\nwhile open({comm!r}).read() != 'sleep\\n':\n    time.sleep(0.01)")
     listed = {entry["pid"]: entry for entry in jail.process.list()}
-    assert "kernel_app.py" in listed[kernel_pid]["cmdline"]
+    assert "context_kernel.py" in listed[kernel_pid]["cmdline"]
     assert (listed[job_pid]["cmdline"], listed[job_pid]["ppid"]) == ("sleep 311", 1)
     assert 1 not in listed, "the sandbox's init is not one of its processes"
     assert jail.process.kill(str(job_pid))["killed"] is True

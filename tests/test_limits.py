@@ -128,7 +128,9 @@ def test_an_idle_sandbox_is_stopped_and_its_contexts_freed(server):
     try:
         context = sandbox.context.create()
         kernel_pid = next(
-            entry["pid"] for entry in sandbox.process.list() if "kernel_app.py" in entry["cmdline"]
+            entry["pid"]
+            for entry in sandbox.process.list()
+            if "context_kernel.py" in entry["cmdline"]
         )
         assert context.execute("1")["results"][-1]["status"] == "ok"
         assert status_after_idling(server, sandbox) == "TERMINATED"

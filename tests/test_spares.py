@@ -38,7 +38,9 @@ def spare_directories(server: RunningServer) -> set[str]:
 
 
 def kernel_started_at(sandbox: CodeInterpreterSandbox) -> float:
-    (kernel,) = [entry for entry in sandbox.process.list() if "kernel_app.py" in entry["cmdline"]]
+    (kernel,) = [
+        entry for entry in sandbox.process.list() if "context_kernel.py" in entry["cmdline"]
+    ]
     return datetime.fromisoformat(kernel["createTime"]).timestamp()
 
 
@@ -132,7 +134,9 @@ def test_a_context_that_cannot_be_the_warm_one_starts_fresh(spare_server):
         # A context with a history file of its own needs an interpreter started for it.
         context = sandbox.context.create(history_file=":memory:")
         assert context.execute("6 * 7")["results"][0]["text"] == "42"
-        kernels = [entry for entry in sandbox.process.list() if "kernel_app.py" in entry["cmdline"]]
+        kernels = [
+            entry for entry in sandbox.process.list() if "context_kernel.py" in entry["cmdline"]
+        ]
         started = max(datetime.fromisoformat(entry["createTime"]).timestamp() for entry in kernels)
         assert started >= asked_at - 0.5
     finally:

@@ -188,7 +188,8 @@ class BubblewrapLauncher(Launcher):
         assert self.connections is not None and self.sockets is not None
         procs = [group / "cgroup.procs" for group in self.cgroups]
         chosen = self._chosen_environment()
-        binds = [("ro", self.settings.kernel_app), ("ro", self.connections)]
+        binds = [("ro", path) for path in self.settings.kernel_app_files]
+        binds.append(("ro", self.connections))
         binds.append(("rw", self.sockets))
         entered = enter_argv(
             self.settings,

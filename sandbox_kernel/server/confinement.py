@@ -181,9 +181,14 @@ class IsolationSettings:
 
     @property
     def kernel_app(self) -> Path:
-        """The server's own copy of kernel_app.py, bound read-only into every sandbox."""
+        """The server's own copy of context_kernel.py, bound read-only into every sandbox."""
         assert self.runtime is not None
-        return self.runtime / "kernel_app.py"
+        return self.runtime / "context_kernel.py"
+
+    @property
+    def kernel_app_files(self) -> list[Path]:
+        """The context kernel's copy and the stream module beside it, both bound read-only."""
+        return [self.kernel_app, self.kernel_app.with_name("prompt_stream.py")]
 
 
 def read_only_directories(settings: IsolationSettings) -> list[str]:

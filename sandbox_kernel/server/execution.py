@@ -69,7 +69,7 @@ class ExecutionRequest:
 
     def metadata(self) -> dict[str, Any]:
         """The execute_request's metadata: where the notebook's count stands, for a context
-        kernel that keeps its own aligned (`kernel_app.ContextKernel`)."""
+        kernel that keeps its own aligned (`context_kernel.ContextKernel`)."""
         if self.execution_count is None:
             return {}
         alignment = {"executionCount": self.execution_count, "pastInputs": list(self.past_inputs)}

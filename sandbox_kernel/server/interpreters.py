@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KERNEL_APP = "{kernel_app}"
-"""Stands in an argv for the path, as the kernel's processes see it, of `kernel_app.py`."""
-KERNEL_APP_FILE = Path(__file__).resolve().parent.parent / "kernel_app.py"
+"""Stands in an argv for the path, as the kernel's processes see it, of `context_kernel.py`."""
+KERNEL_APP_FILE = Path(__file__).resolve().parent.parent / "context_kernel.py"
+KERNEL_APP_FILES = (KERNEL_APP_FILE, KERNEL_APP_FILE.with_name("prompt_stream.py"))
+"""The context kernel's file and the one it imports from its own directory."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def deno_binary() -> str | None:
 
 
 def python_interpreter() -> Interpreter:
-    # ipykernel with flushes that return at once when nothing was written (kernel_app.py).
+    # ipykernel with flushes that return at once when nothing was written (context_kernel.py).
     command = (sys.executable, KERNEL_APP, "-f", "{connection_file}")
     return Interpreter(
         "python", "Python 3", command, history_file_option="--HistoryManager.hist_file={}"

@@ -33,7 +33,7 @@ from .confinement import (
     mounted_directories,
 )
 from .constants import HOME
-from .interpreters import KERNEL_APP_FILE, deno_binary
+from .interpreters import KERNEL_APP_FILES, deno_binary
 from .launchers import BubblewrapLauncher, IsolationUnavailable, Launcher, launcher_for
 from .seccomp import SeccompUnavailable, compiled_filter
 
@@ -149,7 +149,8 @@ def _bubblewrap(basic: IsolationSettings, network_mode: str, host_id: int) -> Is
     etc.mkdir(exist_ok=True)
     for name, content in GENERATED_ETC_FILES.items():
         (etc / name).write_text(content)
-    shutil.copyfile(KERNEL_APP_FILE, basic.kernel_app)
+    for source in KERNEL_APP_FILES:
+        shutil.copyfile(source, basic.runtime / source.name)
     # RLIMIT_NPROC counts the processes of the sandbox's user, unless that user is root
     # outside it: root is exempt, so as root only a pids cgroup limits processes.
     process_limited = any(limit.controller == "pids" for limit in basic.cgroup_limits)

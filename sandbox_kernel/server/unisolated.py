@@ -108,7 +108,7 @@ class Launcher:
         return [self.kernel_app_path() if part == KERNEL_APP else part for part in command]
 
     def kernel_app_path(self) -> str:
-        """Where this sandbox's processes find `kernel_app.py`."""
+        """Where this sandbox's processes find `context_kernel.py`."""
         return str(KERNEL_APP_FILE)
 
     def kernel_options(self, *, speaks_ipc: bool = True) -> dict[str, Any]:

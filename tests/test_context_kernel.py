@@ -1,5 +1,6 @@
-"""PromptOutStream: a flush with nothing to send skips the IOPub thread, and never lets a
-message sent after it overtake output that an earlier flush is still sending."""
+"""The context kernel and its stream: a flush with nothing to send skips the IOPub thread, never
+lets a message sent after it overtake output that an earlier flush is still sending, and a
+context moves its count to the notebook's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
-from sandbox_kernel.kernel_app import PromptOutStream, align_count
+from sandbox_kernel.context_kernel import align_count
+from sandbox_kernel.prompt_stream import PromptOutStream
 
 MARKER = [b"marker"]
 
