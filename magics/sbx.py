@@ -31,7 +31,7 @@ from .verbs import HelpShown, Verb, verb_parser, working_directory
 class SbxMagics(Magics):
     """`%sbx` line and cell magic.
 
-    In the sandbox kernel it uses the kernel's session (the kernel sets `session`); in any
+    In the sandbox kernel it uses the kernel's session (see `load_ipython_extension`); in any
     other IPython the first verb connects to the configured sandbox server, by default the
     embedded one, unless `%sbx connect` chose another.
     """
@@ -92,10 +92,17 @@ class SbxMagics(Magics):
         """The sandbox session the verbs use, or None before the first one connects."""
         return self.connection.session
 
-    @session.setter
-    def session(self, session: SandboxSession | None) -> None:
-        """Use a session that its owner (the sandbox kernel) opens and closes."""
+    def use_kernel(
+        self,
+        session: SandboxSession | None,
+        workspace_copy: WorkspaceCopy | None = None,
+        workspace_note: WorkspaceNote | None = None,
+    ) -> None:
+        """Use the sandbox kernel's session, which the kernel opens and closes, and its hooks
+        on the copy of the notebook's folder."""
         self.connection.use_kernel_session(session)
+        self.workspace_copy = workspace_copy
+        self.workspace_note = workspace_note
 
     @property
     def sandbox(self) -> CodeInterpreterSandbox:

@@ -149,11 +149,8 @@ class SandboxKernel(IPythonKernel):
         self._started_at = time.monotonic()
         if self.shell is not None:
             self.shell.configurables.append(self)
+            # The magics take `sandbox_session` and the two workspace hooks below as they load.
             self.shell.extension_manager.load_extension("sandbox_kernel.magics")
-            magics = self.shell.magics_manager.registry["SbxMagics"]
-            magics.session = self.sandbox_session
-            magics.workspace_copy = lambda: self.workspace_copy and self.workspace_copy.files
-            magics.workspace_note = lambda: self.workspace_copy and self.workspace_copy.summary()
 
     def _workspace_settings(self) -> dict[str, Any]:
         """Where the session's contexts run, and the copy of the folder a new sandbox gets."""
@@ -162,6 +159,14 @@ class SandboxKernel(IPythonKernel):
         if self.workspace == "none" or self.sandbox_id:
             return {}
         return {"cwd": WORKSPACE, "prepare": self._copy_workspace}
+
+    def workspace_files(self) -> dict[str, tuple[int, float]] | None:
+        """The files copied into the sandbox (relative path -> size, mtime), for `%sbx`."""
+        return self.workspace_copy.files if self.workspace_copy is not None else None
+
+    def workspace_summary(self) -> str | None:
+        """One line on the notebook's folder in the sandbox, for `%sbx status`."""
+        return self.workspace_copy.summary() if self.workspace_copy is not None else None
 
     async def _copy_workspace(self, sandbox: CodeInterpreterSandbox) -> None:
         """Copy the notebook's folder in; a failure is told in the first cell, not fatal."""
