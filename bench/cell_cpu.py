@@ -57,6 +57,8 @@ def measure(cells: int = 300) -> list[Row]:
         figures: dict[str, dict[str, float]] = {}
         for name in ("python3", "sandbox"):
             manager, client = start_kernel(name, env)
+            # The sandbox kernel opens its context while it starts: a first cell waits for it.
+            client.execute_interactive(CODE, timeout=60, output_hook=lambda message: None)
             processes = {"kernel": psutil.Process(manager.provisioner.process.pid)}
             if name == "sandbox":
                 processes["server"] = server_process
