@@ -1,9 +1,10 @@
 """The context kernel and its stream: a flush with nothing to send skips the IOPub thread, never
-lets a message sent after it overtake output that an earlier flush is still sending, and a
-context moves its count to the notebook's."""
+lets a message sent after it overtake output that an earlier flush is still sending; a context
+moves its count to the notebook's; a kernel's log builds no record it would not show."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
-from sandbox_kernel.context_kernel import align_count
+from sandbox_kernel.context_kernel import align_count, log_only_what_is_shown
 from sandbox_kernel.prompt_stream import PromptOutStream
 
 MARKER = [b"marker"]
@@ -156,3 +157,17 @@ def test_a_context_never_moves_its_count_backward():
     align_count(shell, {"executionCount": "not a count"})
     assert shell.execution_count == 9
     assert shell.history_manager.stored == []
+
+
+def test_a_kernels_log_drops_at_once_what_its_handlers_would_not_show():
+    log = logging.getLogger("test-context-kernel-app")
+    log.setLevel(logging.DEBUG)  # as traitlets leaves an app's logger
+    shown = logging.StreamHandler()
+    shown.setLevel(logging.WARNING)
+    log.addHandler(shown)
+    try:
+        log_only_what_is_shown(log)
+        assert not log.isEnabledFor(logging.DEBUG)
+        assert log.isEnabledFor(logging.WARNING)
+    finally:
+        log.removeHandler(shown)

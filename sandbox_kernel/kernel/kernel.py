@@ -22,6 +22,7 @@ from .. import __version__
 from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
 from ..client.settings import chooses_embedded
+from ..context_kernel import log_only_what_is_shown
 from ..local import abandon_server
 from .cells import Cell, CellRun
 from .comms import SandboxComms
@@ -114,6 +115,7 @@ class SandboxKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        log_only_what_is_shown(self.log)
         _log_beside_the_kernel(self.log)
         if self.language == "javascript":
             self.language_info = JAVASCRIPT_LANGUAGE_INFO
