@@ -10,9 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 import zmq
+from conftest import attempt, run
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
+from sandbox_kernel import CodeInterpreterSandbox
 from sandbox_kernel.context_kernel import align_count, log_only_what_is_shown
 from sandbox_kernel.prompt_stream import PromptOutStream
 
@@ -171,3 +173,19 @@ def test_a_kernels_log_drops_at_once_what_its_handlers_would_not_show():
         assert log.isEnabledFor(logging.WARNING)
     finally:
         log.removeHandler(shown)
+
+
+def test_a_cell_cannot_change_what_its_context_kernel_imports(sandbox: CodeInterpreterSandbox):
+    found = run(
+        sandbox,
+        "command = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n"
+        "print(next(part for part in command if part.endswith(b'context_kernel.py')).decode())",
+    )
+    folder = found.strip().rpartition("/")[0]
+    stream = f"{folder}/prompt_stream.py"
+    for attack in (
+        f"open({stream!r}, 'a').write('import os')",
+        f"os.unlink({stream!r})",
+        f"os.mkdir({folder + '/__pycache__'!r})",
+    ):
+        assert attempt(sandbox, attack) in ("EROFS", "EACCES", "EPERM", "EBUSY"), attack
