@@ -1,8 +1,14 @@
 """Load: several sandbox kernels run many cells with output against one server at once.
 
 Every cell prints known lines; each kernel checks that all of them arrive, in order, and
-that execution counts advance one by one. Meanwhile a probe asks the server's health every
-50 ms, so a server that stalls under the load shows up as a slow answer.
+that execution counts advance one by one. Meanwhile a probe, in a process of its own so
+that the drivers' threads never delay it, asks the server's health every 50 ms: a server
+that stalls under the load shows up as a slow answer.
+
+Each kernel is asked to shut down over its own client's control channel and then killed if
+it lingers; the kernel manager's shutdown is never used, as it first sends an interrupt
+request from the manager's own socket, a send that can block for good once the kernel's
+control channel is gone. A driver that fails or hangs still ends the run.
 
     python bench/load.py [--kernels 8] [--cells 200]
 """
@@ -10,7 +16,10 @@ that execution counts advance one by one. Meanwhile a probe asks the server's he
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
+import queue
 import statistics
 import threading
 import time
@@ -18,9 +27,11 @@ from dataclasses import dataclass, field
 
 import httpx
 from common import Row, embedded_server, print_table
-from jupyter_client import KernelManager
+from jupyter_client import BlockingKernelClient, KernelManager
 
 HEALTH_MAX_MS = 50.0
+SHUTDOWN_SECONDS = 10.0
+DRIVER_SECONDS = 1800.0
 CELL = "for line in range({first}, {first} + 3):\n    print('line', line)"
 
 
@@ -74,38 +85,73 @@ def drive_kernel(env: dict[str, str], cells: int, result: LoadResult, lock: thre
                 if problem:
                     result.problems.append(problem)
     finally:
+        stop_kernel(manager, client)
+
+
+def stop_kernel(manager: KernelManager, client: BlockingKernelClient) -> None:
+    """Shut the kernel down through its client, kill it if it lingers, free its files."""
+    try:
+        client.shutdown()
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        while manager.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
         client.stop_channels()
-        manager.shutdown_kernel(now=False)
+        if manager.is_alive():
+            manager.kill_kernel()
+        manager.cleanup_resources()
+
+
+def probe_health(url: str, token: str, done, samples) -> None:
+    """Ask `url`'s health every 50 ms until `done` is set; put each answer's seconds."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(headers=headers, timeout=30) as client:
+        while not done.is_set():
+            started = time.perf_counter()
+            client.get(f"{url}/health").raise_for_status()
+            samples.put(time.perf_counter() - started)
+            done.wait(0.05)
+
+
+def drained(prober: multiprocessing.Process, samples) -> list[float]:
+    """Every sample the probe put, read while it ends (a queue's writer ends only once read)."""
+    found: list[float] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (prober.is_alive() or not samples.empty()):
+        with contextlib.suppress(queue.Empty):
+            found.append(samples.get(timeout=0.5))
+    if prober.is_alive():
+        prober.kill()
+    prober.join()
+    return found
 
 
 def run_load(url: str, token: str, kernels: int, cells: int) -> LoadResult:
     """Drive `kernels` kernels of `cells` cells each against the server at `url`."""
     env = {**os.environ, "SANDBOX_KERNEL_ENDPOINT": url, "SANDBOX_KERNEL_TOKEN": token}
-    result, lock, done = LoadResult(), threading.Lock(), threading.Event()
-
-    def probe() -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(headers=headers, timeout=30) as client:
-            while not done.is_set():
-                started = time.perf_counter()
-                client.get(f"{url}/health").raise_for_status()
-                result.probe_seconds.append(time.perf_counter() - started)
-                done.wait(0.05)
-
+    result, lock = LoadResult(), threading.Lock()
+    processes = multiprocessing.get_context("spawn")
+    done, samples = processes.Event(), processes.Queue()
+    prober = processes.Process(target=probe_health, args=(url, token, done, samples))
     workers = [
-        threading.Thread(target=drive_kernel, args=(env, cells, result, lock))
+        threading.Thread(target=drive_kernel, args=(env, cells, result, lock), daemon=True)
         for _ in range(kernels)
     ]
-    prober = threading.Thread(target=probe)
-    started = time.perf_counter()
     prober.start()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    result.seconds = time.perf_counter() - started
-    done.set()
-    prober.join()
+    started = time.perf_counter()
+    try:
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + DRIVER_SECONDS
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        result.seconds = time.perf_counter() - started
+        stuck = sum(worker.is_alive() for worker in workers)
+        if stuck:
+            result.problems.append(f"{stuck} kernel drivers did not finish")
+    finally:
+        done.set()
+        result.probe_seconds += drained(prober, samples)
     return result
 
 

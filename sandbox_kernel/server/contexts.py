@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from jupyter_client import AsyncKernelManager
@@ -21,6 +22,7 @@ from .execution import Execution, ExecutionRequest
 from .interpreters import Interpreter, available_interpreters
 from .launchers import Launcher
 from .paths import PathResolver, normalize
+from .starts import StartGate
 
 log = logging.getLogger(__name__)
 
@@ -269,9 +271,14 @@ class ContextPool:
     """The contexts of one sandbox, with a default context per language."""
 
     def __init__(
-        self, paths: PathResolver, launcher: Launcher, max_contexts: int | None = None
+        self,
+        paths: PathResolver,
+        launcher: Launcher,
+        max_contexts: int | None = None,
+        starts: StartGate | None = None,
     ) -> None:
         self.paths = paths
+        self.starts = starts or StartGate()
         self.launcher = launcher
         self.max_contexts = max_contexts
         self.specs = ContextKernelSpecs(launcher)
@@ -323,6 +330,12 @@ class ContextPool:
         host_cwd = self.paths.host(shown_cwd)
         if not host_cwd.is_dir():
             raise InvalidRequest(f"cwd {shown_cwd} is not a directory in the sandbox")
+        async with self.starts:
+            return await self._start_admitted(interpreter, shown_cwd, host_cwd, history_file)
+
+    async def _start_admitted(
+        self, interpreter: Interpreter, shown_cwd: str, host_cwd: Path, history_file: str | None
+    ) -> Context:
         await self.launcher.prepare()
         for attempt in range(START_ATTEMPTS):
             manager = ContextKernelManager(

@@ -25,6 +25,7 @@ from .paths import make_directories
 from .processes import ProcessTable
 from .records import RECORD, read_record, write_record
 from .spares import SparePool
+from .starts import StartGate
 from .templates import Template, TemplateStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Sandbox:
         isolation: IsolationSettings,
         max_contexts: int | None = None,
         template: Template | None = None,
+        starts: StartGate | None = None,
     ) -> None:
         self.directory = directory
         self.record = record
@@ -77,7 +79,7 @@ class Sandbox:
             isolation, self.files.paths.root, self.id, template, _choices(record)
         )
         self.processes = ProcessTable(self.launcher)
-        self.contexts = ContextPool(self.files.paths, self.launcher, max_contexts)
+        self.contexts = ContextPool(self.files.paths, self.launcher, max_contexts, starts)
         self.last_active = time.monotonic()
         self._disk_usage: tuple[float, int] | None = None
 
@@ -179,6 +181,7 @@ class SandboxRegistry:
         self.max_contexts = max_contexts
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
+        self.starts = StartGate()
         self.spares = SparePool(self._make_spare, self._discard, spares)
         self.owners = ServerLock(self.root)
         self._load()
@@ -230,7 +233,10 @@ class SandboxRegistry:
         fresh = sandbox_id or template or choices
         spare = None if fresh else await self.spares.take()
         if spare is None:
-            sandbox = self._new(template_name, idle_timeout, sandbox_id, **choices)
+            # Directories, ownership and the record are disk work: off the event loop.
+            sandbox = await asyncio.to_thread(
+                self._new, template_name, idle_timeout, sandbox_id, **choices
+            )
         else:
             sandbox = spare
             now = _now()
@@ -242,7 +248,7 @@ class SandboxRegistry:
                 lastUpdatedAt=now,
             )
             sandbox.touch()
-            sandbox.save()
+            await asyncio.to_thread(sandbox.save)
         self.sandboxes[sandbox.id] = sandbox
         log.info("sandbox %s created from template %s", sandbox.id, template_name)
         return sandbox
@@ -309,10 +315,10 @@ class SandboxRegistry:
 
     def _sandbox(self, directory: Path, record: dict[str, Any]) -> Sandbox:
         template = self._template(record["templateName"])
-        return Sandbox(directory, record, self.isolation, self.max_contexts, template)
+        return Sandbox(directory, record, self.isolation, self.max_contexts, template, self.starts)
 
     async def _make_spare(self) -> Sandbox:
-        sandbox = self._new("default", None, None, **{SPARE: True})
+        sandbox = await asyncio.to_thread(self._new, "default", None, None, **{SPARE: True})
         try:
             await sandbox.contexts.start_warm()
         except BaseException:
