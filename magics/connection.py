@@ -9,6 +9,7 @@ from IPython.core.error import UsageError
 
 from sandbox_kernel.client import CodeInterpreterSandbox, SandboxError
 from sandbox_kernel.client.session import SandboxSession
+from sandbox_kernel.local import embedded_endpoint
 
 IN_THE_SANDBOX_KERNEL = (
     "in the sandbox kernel %sbx uses the kernel's own sandbox; to change it set "
@@ -51,7 +52,7 @@ class Connection:
     def connected(self) -> SandboxSession:
         """The open session; outside the sandbox kernel the first call connects."""
         if self._session is None:
-            self._session, self._owns_session = SandboxSession(), True
+            self._session, self._owns_session = SandboxSession(fallback=embedded_endpoint), True
         session = self._session
         if not session.is_open:
             if self.shares_session:

@@ -15,6 +15,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode
 
 from sandbox_kernel.client import CodeInterpreterSandbox
 from sandbox_kernel.client.session import SandboxSession
+from sandbox_kernel.local import embedded_endpoint
 
 from . import browse, contexts, files, filesystem, processes, workspace
 from .completion import ListingCache
@@ -208,6 +209,7 @@ def connect(sbx: VerbContext, args: argparse.Namespace, cell: str | None) -> Non
         template=args.template or "default",
         sandbox_id=args.sandbox,
         keep_sandbox=args.keep,
+        fallback=embedded_endpoint,
     )
     sbx.connection.connect(session)
     status(sbx, args, cell)

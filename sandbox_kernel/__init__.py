@@ -2,9 +2,22 @@
 
 from typing import Any
 
+from .client.fallback import register_default
+
 __all__ = ["CodeInterpreterSandbox", "SandboxError", "SandboxNotFoundError", "__version__"]
 
 _CLIENT_NAMES = {"CodeInterpreterSandbox", "SandboxError", "SandboxNotFoundError"}
+
+
+def _embedded_endpoint() -> tuple[str, str]:
+    """The embedded server, where nothing names a server: the seed API's zero-config default
+    (`CodeInterpreterSandbox.create()`). Loaded when first needed."""
+    from .local import embedded_endpoint
+
+    return embedded_endpoint()
+
+
+register_default(_embedded_endpoint)
 
 
 def __getattr__(name: str) -> Any:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import httpx
 import psutil
 from platformdirs import user_runtime_dir
 
 START_TIMEOUT_SECONDS = 30.0
+HEALTH_TIMEOUT_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
@@ -67,18 +67,23 @@ def read_state() -> LocalServer | None:
 
 
 def is_alive(server: LocalServer) -> bool:
+    """True when the recorded process runs and the server at its url says it is that one."""
     if not psutil.pid_exists(server.pid):
         return False
+    # Imported here: a cold start (no server recorded) spawns one before loading the client.
+    from .client.endpoints import server_health
+    from .client.errors import SandboxError
+    from .client.settings import EMBEDDED, ClientSettings
+    from .client.transport import DataClient
+
+    client = DataClient(ClientSettings(endpoint=server.url, token=server.token, source=EMBEDDED))
     try:
-        reply = httpx.get(
-            f"{server.url}/health",
-            headers={"Authorization": f"Bearer {server.token}"},
-            timeout=2.0,
-        )
-        health = reply.json()
-    except (httpx.HTTPError, ValueError):
+        health = client.send(server_health(HEALTH_TIMEOUT_SECONDS))
+    except SandboxError:
         return False
-    return reply.status_code == 200 and isinstance(health, dict) and health.get("pid") == server.pid
+    finally:
+        client.close()
+    return isinstance(health, dict) and health.get("pid") == server.pid
 
 
 @dataclass
@@ -118,6 +123,13 @@ def ensure_server() -> LocalServer:
         if server is not None:
             return server
         return start_server(directory)
+
+
+def embedded_endpoint() -> tuple[str, str]:
+    """The client's fallback where nothing names a server: this user's embedded server,
+    started if none runs, as `(endpoint, token)`."""
+    server = ensure_server()
+    return server.url, server.token
 
 
 def begin_server() -> None:

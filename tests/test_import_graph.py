@@ -12,10 +12,7 @@ PACKAGE = "sandbox_kernel"
 SOURCES = {PACKAGE: ROOT / PACKAGE, f"{PACKAGE}.magics": ROOT / "magics"}
 """Where each part of the package lives in the checkout."""
 
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # issue 19: the client's sandbox and its operations, left for the client's rewrite.
-    frozenset({"sandbox_kernel.client.operations", "sandbox_kernel.client.sandbox"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 """Cycles left as they are for now, each with the issue that removes it."""
 
 
@@ -103,6 +100,13 @@ def test_the_package_imports_have_no_cycles_but_the_known_ones():
     found = [frozenset(component) for component in cycles(import_graph())]
     new = [sorted(component) for component in found if component not in KNOWN_CYCLES]
     assert new == [], f"import cycles: {new}"
+
+
+def test_the_client_imports_nothing_of_ours_but_itself():
+    graph = import_graph()
+    client = {name for name in graph if name.startswith("sandbox_kernel.client")}
+    for name in client:
+        assert graph[name] <= client, (name, graph[name] - client)
 
 
 def test_the_magics_import_neither_their_magic_class_nor_a_cycle():

@@ -48,6 +48,8 @@ class Call:
     streams_lines: bool = False
     """The reply is NDJSON, one entry a line, read as it arrives."""
     raw_upload: bool = False
+    retried: bool = True
+    """An idempotent read may be sent again when the server is briefly unreachable."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,11 @@ def create_sandbox(
     if allow_egress:
         body["allowEgress"] = allow_egress
     return Call("POST", "/sandboxes", json=body, reply=_new_sandbox)
+
+
+def server_health(timeout: float) -> Call:
+    """The server's own health (not a sandbox's), asked once: `{"status", "pid", ...}`."""
+    return Call("GET", "/health", read_timeout=timeout, retried=False)
 
 
 def get_sandbox() -> Call:

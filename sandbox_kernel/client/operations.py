@@ -1,20 +1,20 @@
-"""The seed API's operation groups: files, filesystem, processes and contexts, sync and async."""
+"""The seed API's operation groups: files, filesystem, processes and contexts. Each operation
+is described once (a `Call`, or a flow of steps) and run by `run` or `run_async` (flows.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import endpoints
 from .endpoints import Call, CodeLanguage, ExecuteOptions, Progress
 from .errors import SandboxError, SandboxNotFoundError, SandboxUnsupportedError
+from .flows import Flow, Step, run, run_async, send
 from .messages import MessageSocket
 from .results import with_e2b_fields
-
-if TYPE_CHECKING:
-    from .sandbox import CodeInterpreterSandbox
+from .transport import DataClient
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +40,28 @@ def _seen(entry: dict[str, Any], on_entry: EntryCallback) -> dict[str, Any]:
     return entry
 
 
+class Sandbox(Protocol):
+    """What the operations need of their sandbox (a `CodeInterpreterSandbox`)."""
+
+    @property
+    def data_api(self) -> DataClient: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def offered(self) -> Flow[frozenset[str]]:
+        """The server's extensions, from the sandbox's one health cache."""
+        ...
+
+
 class _Operations:
     """A group of operations sending its calls through its sandbox's data client."""
 
-    def __init__(self, sandbox: CodeInterpreterSandbox) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
 
-    def _send(self, call: Call) -> Any:
-        return self._sandbox.data_api.send(call)
-
-    async def _send_async(self, call: Call) -> Any:
-        return await self._sandbox.data_api.send_async(call)
+    def _send(self, call: Call) -> Step:
+        return send(self._sandbox.data_api, call)
 
 
 class FileOperations(_Operations):
@@ -58,11 +69,11 @@ class FileOperations(_Operations):
 
     def read(self, path: str) -> Any:
         """Read a file: `{"path", "content", "encoding"}` (base64 when not UTF-8)."""
-        return self._send(endpoints.read_file(path))
+        return run(self._send(endpoints.read_file(path)))
 
     async def read_async(self, path: str) -> Any:
         """Read a file: `{"path", "content", "encoding"}` (base64 when not UTF-8)."""
-        return await self._send_async(endpoints.read_file(path))
+        return await run_async(self._send(endpoints.read_file(path)))
 
     def write(
         self,
@@ -73,7 +84,7 @@ class FileOperations(_Operations):
         create_dir: bool | None = True,
     ) -> Any:
         """Write a file, creating its directory unless `create_dir` is false."""
-        return self._send(endpoints.write_file(path, content, mode, encoding, create_dir))
+        return run(self._write(path, content, mode, encoding, create_dir))
 
     async def write_async(
         self,
@@ -84,9 +95,17 @@ class FileOperations(_Operations):
         create_dir: bool | None = True,
     ) -> Any:
         """Write a file, creating its directory unless `create_dir` is false."""
-        return await self._send_async(
-            endpoints.write_file(path, content, mode, encoding, create_dir)
-        )
+        return await run_async(self._write(path, content, mode, encoding, create_dir))
+
+    def _write(
+        self,
+        path: str,
+        content: str,
+        mode: str | None,
+        encoding: str | None,
+        create_dir: bool | None,
+    ) -> Step:
+        return self._send(endpoints.write_file(path, content, mode, encoding, create_dir))
 
 
 class FileSystemOperations(_Operations):
@@ -94,76 +113,79 @@ class FileSystemOperations(_Operations):
 
     def list(self, path: str | None = None, depth: int | None = None) -> Any:
         """List a directory (`depth` levels deep, 1 by default)."""
-        return self._send(endpoints.list_directory(path, depth))
+        return run(self._send(endpoints.list_directory(path, depth)))
 
     async def list_async(self, path: str | None = None, depth: int | None = None) -> Any:
         """List a directory (`depth` levels deep, 1 by default)."""
-        return await self._send_async(endpoints.list_directory(path, depth))
+        return await run_async(self._send(endpoints.list_directory(path, depth)))
 
     def move(self, source: str, destination: str) -> Any:
         """Move or rename a file or directory."""
-        return self._send(endpoints.move(source, destination))
+        return run(self._send(endpoints.move(source, destination)))
 
     async def move_async(self, source: str, destination: str) -> Any:
         """Move or rename a file or directory."""
-        return await self._send_async(endpoints.move(source, destination))
+        return await run_async(self._send(endpoints.move(source, destination)))
 
     def remove(self, path: str) -> Any:
         """Remove a file, or a directory with everything in it."""
-        return self._send(endpoints.remove(path))
+        return run(self._send(endpoints.remove(path)))
 
     async def remove_async(self, path: str) -> Any:
         """Remove a file, or a directory with everything in it."""
-        return await self._send_async(endpoints.remove(path))
+        return await run_async(self._send(endpoints.remove(path)))
 
     def stat(self, path: str) -> Any:
         """Describe one path: name, type, size, mode, mtime."""
-        return self._send(endpoints.stat(path))
+        return run(self._send(endpoints.stat(path)))
 
     async def stat_async(self, path: str) -> Any:
         """Describe one path: name, type, size, mode, mtime."""
-        return await self._send_async(endpoints.stat(path))
+        return await run_async(self._send(endpoints.stat(path)))
 
     def mkdir(self, path: str, parents: bool | None = True, mode: str | None = "0755") -> Any:
         """Create a directory, with its parents by default."""
-        return self._send(endpoints.mkdir(path, parents, mode))
+        return run(self._send(endpoints.mkdir(path, parents, mode)))
 
     async def mkdir_async(
         self, path: str, parents: bool | None = True, mode: str | None = "0755"
     ) -> Any:
         """Create a directory, with its parents by default."""
-        return await self._send_async(endpoints.mkdir(path, parents, mode))
+        return await run_async(self._send(endpoints.mkdir(path, parents, mode)))
 
     def upload(
         self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
     ) -> Any:
         """Stream a local file to `target_file_path` in the sandbox."""
-        raw = self._signs_nothing() and RAW_UPLOAD in self._sandbox.extensions
-        return self._send(endpoints.upload(local_file_path, target_file_path, progress, raw=raw))
+        return run(self._upload(local_file_path, target_file_path, progress))
 
     async def upload_async(
         self, local_file_path: str, target_file_path: str, *, progress: Progress | None = None
     ) -> Any:
         """Stream a local file to `target_file_path` in the sandbox."""
-        raw = self._signs_nothing() and RAW_UPLOAD in await self._sandbox.extensions_async()
-        call = endpoints.upload(local_file_path, target_file_path, progress, raw=raw)
-        return await self._send_async(call)
+        return await run_async(self._upload(local_file_path, target_file_path, progress))
 
-    def _signs_nothing(self) -> bool:
-        """Requests go unsigned: a signed upload stays multipart, as the agentrun-sdk's."""
-        return self._sandbox.data_api.auth is None
+    def _upload(
+        self, local_file_path: str, target_file_path: str, progress: Progress | None
+    ) -> Flow[Any]:
+        """Raw where the server takes it and requests go unsigned (a signed upload stays
+        multipart, as the agentrun-sdk's)."""
+        unsigned = self._sandbox.data_api.auth is None
+        raw = unsigned and RAW_UPLOAD in (yield from self._sandbox.offered())
+        call = endpoints.upload(local_file_path, target_file_path, progress, raw=raw)
+        return (yield self._send(call))
 
     def download(
         self, path: str, save_path: str, *, progress: Progress | None = None
     ) -> dict[str, Any]:
         """Stream a sandbox file to `save_path`: `{"saved_path", "size"}`; never a partial file."""
-        return self._send(endpoints.download(path, save_path, progress))
+        return run(self._send(endpoints.download(path, save_path, progress)))
 
     async def download_async(
         self, path: str, save_path: str, *, progress: Progress | None = None
     ) -> dict[str, Any]:
         """Stream a sandbox file to `save_path`: `{"saved_path", "size"}`; never a partial file."""
-        return await self._send_async(endpoints.download(path, save_path, progress))
+        return await run_async(self._send(endpoints.download(path, save_path, progress)))
 
 
 class ProcessOperations(_Operations):
@@ -171,44 +193,46 @@ class ProcessOperations(_Operations):
 
     def cmd(self, command: str, cwd: str, timeout: int | None = 30) -> Any:
         """Run a shell command to completion; a non-zero exit is in the result, not an error."""
-        return self._send(endpoints.run_command(command, cwd, timeout))
+        return run(self._send(endpoints.run_command(command, cwd, timeout)))
 
     async def cmd_async(self, command: str, cwd: str, timeout: int | None = 30) -> Any:
         """Run a shell command to completion; a non-zero exit is in the result, not an error."""
-        return await self._send_async(endpoints.run_command(command, cwd, timeout))
+        return await run_async(self._send(endpoints.run_command(command, cwd, timeout)))
 
     def list(self) -> Any:
         """List the sandbox's processes."""
-        return self._send(endpoints.list_processes())
+        return run(self._send(endpoints.list_processes()))
 
     async def list_async(self) -> Any:
         """List the sandbox's processes."""
-        return await self._send_async(endpoints.list_processes())
+        return await run_async(self._send(endpoints.list_processes()))
 
     def get(self, pid: str) -> Any:
         """Describe one process."""
-        return self._send(endpoints.get_process(pid))
+        return run(self._send(endpoints.get_process(pid)))
 
     async def get_async(self, pid: str) -> Any:
         """Describe one process."""
-        return await self._send_async(endpoints.get_process(pid))
+        return await run_async(self._send(endpoints.get_process(pid)))
 
     def kill(self, pid: str) -> Any:
         """Terminate a process (SIGTERM, then SIGKILL after a grace period)."""
-        return self._send(endpoints.kill_process(pid))
+        return run(self._send(endpoints.kill_process(pid)))
 
     async def kill_async(self, pid: str) -> Any:
         """Terminate a process (SIGTERM, then SIGKILL after a grace period)."""
-        return await self._send_async(endpoints.kill_process(pid))
+        return await run_async(self._send(endpoints.kill_process(pid)))
 
 
 class ContextOperations(_Operations):
     """Stateful interpreters; remembers the context last created or fetched as the current one.
 
-    `with sandbox.context.create() as ctx:` deletes that context on exit.
+    `with sandbox.context.create() as ctx:` deletes that context on exit. The flows that
+    other parts of the client compose (`create_flow`, `get_flow`, ...) describe the
+    operation of the same name.
     """
 
-    def __init__(self, sandbox: CodeInterpreterSandbox) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         super().__init__(sandbox)
         self._context_id: str | None = None
         self._language: str | None = None
@@ -221,11 +245,11 @@ class ContextOperations(_Operations):
 
     def list(self) -> Any:
         """List the sandbox's contexts."""
-        return self._send(endpoints.list_contexts())
+        return run(self._send(endpoints.list_contexts()))
 
     async def list_async(self) -> Any:
         """List the sandbox's contexts."""
-        return await self._send_async(endpoints.list_contexts())
+        return await run_async(self._send(endpoints.list_contexts()))
 
     def create(
         self,
@@ -238,8 +262,7 @@ class ContextOperations(_Operations):
 
         `history_file` (the embedded server's `reply` extension) is its interpreter's IPython
         history file, `:memory:` for none on disk."""
-        call = endpoints.create_context(language, cwd, history_file)
-        return self._remember(self._send(call))
+        return run(self.create_flow(language, cwd, history_file))
 
     async def create_async(
         self,
@@ -252,17 +275,28 @@ class ContextOperations(_Operations):
 
         `history_file` (the embedded server's `reply` extension) is its interpreter's IPython
         history file, `:memory:` for none on disk."""
+        return await run_async(self.create_flow(language, cwd, history_file))
+
+    def create_flow(
+        self,
+        language: CodeLanguage | str | None = CodeLanguage.PYTHON,
+        cwd: str = "/home/user",
+        history_file: str | None = None,
+    ) -> Flow[ContextOperations]:
         call = endpoints.create_context(language, cwd, history_file)
-        return self._remember(await self._send_async(call))
+        return self._remember((yield self._send(call)))
 
     def get(self, context_id: str | None = None) -> ContextOperations:
         """Fetch a context (the current one by default) and make it current; returns self."""
-        return self._remember(self._send(endpoints.get_context(self._required_id(context_id))))
+        return run(self.get_flow(context_id))
 
     async def get_async(self, context_id: str | None = None) -> ContextOperations:
         """Fetch a context (the current one by default) and make it current; returns self."""
+        return await run_async(self.get_flow(context_id))
+
+    def get_flow(self, context_id: str | None = None) -> Flow[ContextOperations]:
         call = endpoints.get_context(self._required_id(context_id))
-        return self._remember(await self._send_async(call))
+        return self._remember((yield self._send(call)))
 
     def execute(
         self,
@@ -280,17 +314,7 @@ class ContextOperations(_Operations):
         all of them at the end where it does not. `options` are honoured where the server
         offers the `reply` extension.
         """
-        if on_entry is not None and "stream" in self._sandbox.extensions:
-            call = self._streamed(
-                code, language, context_id, _plain_timeout(timeout), False, options
-            )
-            streamed = map(with_e2b_fields, self._sandbox.data_api.stream(call))
-            results = [_seen(entry, on_entry) for entry in streamed]
-            return {"contextId": _context_of(call, results), "results": results}
-        reply = self._send(self._execution(code, language, context_id, timeout, options))
-        for entry in reply.get("results", []) if on_entry is not None else ():
-            on_entry(entry)
-        return reply
+        return run(self.execute_flow(code, language, context_id, timeout, on_entry, options))
 
     async def execute_async(
         self,
@@ -308,18 +332,42 @@ class ContextOperations(_Operations):
         all of them at the end where it does not. `options` are honoured where the server
         offers the `reply` extension.
         """
-        extensions = await self._sandbox.extensions_async()
+        flow = self.execute_flow(code, language, context_id, timeout, on_entry, options)
+        return await run_async(flow)
+
+    def execute_flow(
+        self,
+        code: str,
+        language: CodeLanguage | str | None = None,
+        context_id: str | None = None,
+        timeout: int | None = 30,
+        on_entry: EntryCallback | None = None,
+        options: ExecuteOptions | None = None,
+    ) -> Flow[Any]:
+        extensions = frozenset() if on_entry is None else (yield from self._sandbox.offered())
         if on_entry is not None and "stream" in extensions:
             call = self._streamed(
                 code, language, context_id, _plain_timeout(timeout), False, options
             )
-            results = [_seen(entry, on_entry) async for entry in self._entries(call, extensions)]
+            results = yield self._collected(call, extensions, on_entry)
             return {"contextId": _context_of(call, results), "results": results}
-        call = self._execution(code, language, context_id, timeout, options)
-        reply = await self._send_async(call)
+        reply = yield self._send(self._execution(code, language, context_id, timeout, options))
         for entry in reply.get("results", []) if on_entry is not None else ():
             on_entry(entry)
         return reply
+
+    def _collected(self, call: Call, extensions: frozenset[str], on_entry: EntryCallback) -> Step:
+        """A streamed execution's entries, each shown to `on_entry` as it arrives: over the
+        async transports awaited, or over one streamed request blocking."""
+
+        def blocking() -> list[dict[str, Any]]:
+            streamed = map(with_e2b_fields, self._sandbox.data_api.stream(call))
+            return [_seen(entry, on_entry) for entry in streamed]
+
+        async def awaited() -> list[dict[str, Any]]:
+            return [_seen(entry, on_entry) async for entry in self._entries(call, extensions)]
+
+        return Step(blocking, awaited)
 
     async def stream_async(
         self,
@@ -336,7 +384,7 @@ class ContextOperations(_Operations):
         Where the server does not stream, this runs a plain execution (the server's own
         time limit applies) and yields its entries at the end.
         """
-        extensions = await self._sandbox.extensions_async()
+        extensions = await run_async(self._sandbox.offered())
         if "stream" in extensions:
             call = self._streamed(code, language, context_id, timeout, allow_stdin, options)
             # Closed at once when the reader stops early, not whenever it is collected.
@@ -345,82 +393,78 @@ class ContextOperations(_Operations):
                     yield entry
             return
         call = self._execution(code, language, context_id, timeout, options)
-        reply = await self._send_async(call)
+        reply = await run_async(self._send(call))
         for entry in reply.get("results", []):
             yield entry
 
     def interrupt(self, context_id: str | None = None) -> Any:
         """Interrupt the code running in a context (KeyboardInterrupt there; state is kept)."""
-        return self._send(self._extension("interrupt", endpoints.interrupt_context, context_id))
+        return run(self._interruption(context_id))
 
     async def interrupt_async(self, context_id: str | None = None) -> Any:
         """Interrupt the code running in a context (KeyboardInterrupt there; state is kept)."""
-        await self._sandbox.extensions_async()
-        call = self._extension("interrupt", endpoints.interrupt_context, context_id)
-        return await self._send_async(call)
+        return await run_async(self._interruption(context_id))
+
+    def _interruption(self, context_id: str | None) -> Flow[Any]:
+        return self._extension("interrupt", endpoints.interrupt_context, context_id)
 
     def restart(self, context_id: str | None = None) -> Any:
         """Give a context a fresh interpreter, keeping its id."""
-        return self._send(self._extension("restart", endpoints.restart_context, context_id))
+        return run(self._extension("restart", endpoints.restart_context, context_id))
 
     async def restart_async(self, context_id: str | None = None) -> Any:
         """Give a context a fresh interpreter, keeping its id."""
-        await self._sandbox.extensions_async()
-        call = self._extension("restart", endpoints.restart_context, context_id)
-        return await self._send_async(call)
+        return await run_async(self._extension("restart", endpoints.restart_context, context_id))
 
     def send_input(self, value: str, context_id: str | None = None) -> Any:
         """Answer the `input()` that code running in a context is waiting on."""
-        return self._send(self._extension("stdin", endpoints.send_input, context_id, value))
+        return run(self._extension("stdin", endpoints.send_input, context_id, value))
 
     async def send_input_async(self, value: str, context_id: str | None = None) -> Any:
         """Answer the `input()` that code running in a context is waiting on."""
-        await self._sandbox.extensions_async()
-        call = self._extension("stdin", endpoints.send_input, context_id, value)
-        return await self._send_async(call)
+        return await run_async(self._extension("stdin", endpoints.send_input, context_id, value))
 
     def complete(self, code: str, cursor_pos: int, context_id: str | None = None) -> Any:
         """Completions from the context: `{"matches", "cursorStart", "cursorEnd", "metadata"}`."""
-        call = self._extension("complete", endpoints.complete, context_id, code, cursor_pos)
-        return self._send(call)
+        return run(self._completion(code, cursor_pos, context_id))
 
     async def complete_async(
         self, code: str, cursor_pos: int, context_id: str | None = None
     ) -> Any:
         """Completions from the context: `{"matches", "cursorStart", "cursorEnd", "metadata"}`."""
-        await self._sandbox.extensions_async()
-        call = self._extension("complete", endpoints.complete, context_id, code, cursor_pos)
-        return await self._send_async(call)
+        return await run_async(self._completion(code, cursor_pos, context_id))
+
+    def _completion(self, code: str, cursor_pos: int, context_id: str | None) -> Flow[Any]:
+        return self._extension("complete", endpoints.complete, context_id, code, cursor_pos)
 
     def inspect(
         self, code: str, cursor_pos: int, detail_level: int = 0, context_id: str | None = None
     ) -> Any:
         """What the context knows about the name at the cursor: `{"found", "data", "metadata"}`."""
-        call = self._extension(
-            "inspect", endpoints.inspect, context_id, code, cursor_pos, detail_level
-        )
-        return self._send(call)
+        return run(self._inspection(code, cursor_pos, detail_level, context_id))
 
     async def inspect_async(
         self, code: str, cursor_pos: int, detail_level: int = 0, context_id: str | None = None
     ) -> Any:
         """What the context knows about the name at the cursor: `{"found", "data", "metadata"}`."""
-        await self._sandbox.extensions_async()
-        call = self._extension(
-            "inspect", endpoints.inspect, context_id, code, cursor_pos, detail_level
-        )
-        return await self._send_async(call)
+        return await run_async(self._inspection(code, cursor_pos, detail_level, context_id))
+
+    def _inspection(
+        self, code: str, cursor_pos: int, detail_level: int, context_id: str | None
+    ) -> Flow[Any]:
+        arguments = (code, cursor_pos, detail_level)
+        return self._extension("inspect", endpoints.inspect, context_id, *arguments)
 
     async def connect_async(self, context_id: str | None = None) -> None:
         """Open the connection that streamed executions of the context use (the embedded
         server's `socket` extension), so the first one does not wait for it."""
-        if "socket" in self._sandbox.extensions:
+        if "socket" in await run_async(self._sandbox.offered()):
             await self._sandbox.data_api.open_execution_socket(self._required_id(context_id))
 
     async def open_messages_async(self, context_id: str | None = None) -> MessageSocket:
         """Open the context's message socket: its kernel's comm and debug messages, both ways
         (the embedded server's `comms` and `debug` extensions)."""
-        if not {"comms", "debug"} & set(self._sandbox.extensions):
+        if not {"comms", "debug"} & await run_async(self._sandbox.offered()):
             raise SandboxUnsupportedError(
                 f"the sandbox server at {self._sandbox.endpoint} does not relay kernel messages"
             )
@@ -428,47 +472,50 @@ class ContextOperations(_Operations):
 
     def _extension(
         self, name: str, build: Callable[..., Call], context_id: str | None, *arguments: Any
-    ) -> Call:
-        """The call for an extension of the local server; a clear error where it is missing."""
-        if name not in self._sandbox.extensions:
+    ) -> Flow[Any]:
+        """The call to an extension of the local server; a clear error where it is missing."""
+        if name not in (yield from self._sandbox.offered()):
             raise SandboxUnsupportedError(
                 f"the sandbox server at {self._sandbox.endpoint} does not offer '{name}'"
             )
-        return build(self._required_id(context_id), *arguments)
+        return (yield self._send(build(self._required_id(context_id), *arguments)))
 
     def delete(self, context_id: str | None = None) -> Any:
         """Delete a context (the current one by default)."""
-        context_id = self._required_id(context_id)
-        reply = self._send(endpoints.delete_context(context_id))
-        self._forget(context_id)
-        return reply
+        return run(self.delete_flow(context_id))
 
     async def delete_async(self, context_id: str | None = None) -> Any:
         """Delete a context (the current one by default)."""
+        return await run_async(self.delete_flow(context_id))
+
+    def delete_flow(self, context_id: str | None = None) -> Flow[Any]:
         context_id = self._required_id(context_id)
-        reply = await self._send_async(endpoints.delete_context(context_id))
+        reply = yield self._send(endpoints.delete_context(context_id))
         self._forget(context_id)
         return reply
 
     def __enter__(self) -> ContextOperations:
-        self._required_id(None)
-        return self
+        return self._entered()
 
     def __exit__(self, exc_type: object, exc_value: BaseException | None, tb: object) -> None:
-        if self._context_id is not None:
-            with self._deleting_on_exit(exc_value):
-                self.delete()
+        run(self._exited(exc_value))
 
     async def __aenter__(self) -> ContextOperations:
-        self._required_id(None)
-        return self
+        return self._entered()
 
     async def __aexit__(
         self, exc_type: object, exc_value: BaseException | None, tb: object
     ) -> None:
+        await run_async(self._exited(exc_value))
+
+    def _entered(self) -> ContextOperations:
+        self._required_id(None)
+        return self
+
+    def _exited(self, exc_value: BaseException | None) -> Flow[None]:
         if self._context_id is not None:
             with self._deleting_on_exit(exc_value):
-                await self.delete_async()
+                yield from self.delete_flow()
 
     def _execution(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
@@ -10,8 +9,9 @@ from typing import Any
 
 from . import endpoints
 from .errors import SandboxAuthError, SandboxError, SandboxNotFoundError, SandboxTimeoutError
+from .flows import Flow, close, in_thread, run, run_async, send, sleep
 from .operations import ContextOperations, FileOperations, FileSystemOperations, ProcessOperations
-from .settings import ClientSettings
+from .settings import ClientSettings, Fallback
 from .transport import DataClient
 
 READY_TIMEOUT = 60.0
@@ -53,21 +53,7 @@ class CodeInterpreterSandbox:
         """Create a sandbox from a template and wait until it is ready. The embedded server
         also takes `env`, variables for every process of the sandbox, and `allow_egress`,
         destinations (HOST[:PORT]) its egress proxy may reach."""
-        data_api = DataClient(ClientSettings.resolve(endpoint, token))
-        try:
-            call = endpoints.create_sandbox(template_name, idle_timeout, env, allow_egress)
-            sandbox = cls._created(data_api.send(call), data_api)
-        except BaseException:
-            data_api.close()
-            raise
-        try:
-            sandbox.wait_until_ready()
-        except BaseException:
-            with contextlib.suppress(SandboxError):
-                sandbox.delete()
-            sandbox.close()
-            raise
-        return sandbox
+        return run(creating(template_name, endpoint, token, idle_timeout, env, allow_egress))
 
     @classmethod
     async def create_async(
@@ -83,52 +69,22 @@ class CodeInterpreterSandbox:
         """Create a sandbox from a template and wait until it is ready. The embedded server
         also takes `env`, variables for every process of the sandbox, and `allow_egress`,
         destinations (HOST[:PORT]) its egress proxy may reach."""
-        settings = await asyncio.to_thread(ClientSettings.resolve, endpoint, token)
-        data_api = DataClient(settings)
-        try:
-            call = endpoints.create_sandbox(template_name, idle_timeout, env, allow_egress)
-            sandbox = cls._created(await data_api.send_async(call), data_api)
-        except BaseException:
-            await data_api.aclose()
-            raise
-        try:
-            await sandbox.wait_until_ready_async()
-        except BaseException:
-            with contextlib.suppress(SandboxError):
-                await sandbox.delete_async()
-            await sandbox.aclose()
-            raise
-        return sandbox
+        flow = creating(template_name, endpoint, token, idle_timeout, env, allow_egress)
+        return await run_async(flow)
 
     @classmethod
     def connect(
         cls, sandbox_id: str, endpoint: str | None = None, token: str | None = None
     ) -> CodeInterpreterSandbox:
         """Join an existing sandbox by id; SandboxNotFoundError when there is none."""
-        data_api = DataClient(ClientSettings.resolve(endpoint, token), sandbox_id)
-        try:
-            return cls(data_api.send(endpoints.get_sandbox()), data_api)
-        except BaseException:
-            data_api.close()
-            raise
+        return run(joining(sandbox_id, endpoint, token))
 
     @classmethod
     async def connect_async(
         cls, sandbox_id: str, endpoint: str | None = None, token: str | None = None
     ) -> CodeInterpreterSandbox:
         """Join an existing sandbox by id; SandboxNotFoundError when there is none."""
-        settings = await asyncio.to_thread(ClientSettings.resolve, endpoint, token)
-        data_api = DataClient(settings, sandbox_id)
-        try:
-            return cls(await data_api.send_async(endpoints.get_sandbox()), data_api)
-        except BaseException:
-            await data_api.aclose()
-            raise
-
-    @classmethod
-    def _created(cls, info: dict[str, Any], data_api: DataClient) -> CodeInterpreterSandbox:
-        data_api.sandbox_id = info["sandboxId"]
-        return cls(info, data_api, delete_on_exit=True)
+        return await run_async(joining(sandbox_id, endpoint, token))
 
     @property
     def data_api(self) -> DataClient:
@@ -155,6 +111,11 @@ class CodeInterpreterSandbox:
         """The server's base URL."""
         return self._data_api.settings.endpoint
 
+    @property
+    def health(self) -> dict[str, Any]:
+        """The health last read (`{}` before the first): the one place it is remembered."""
+        return self._health or {}
+
     def __repr__(self) -> str:
         return (
             f"CodeInterpreterSandbox(sandbox_id={self.sandbox_id!r}, status={self.status!r}, "
@@ -163,56 +124,48 @@ class CodeInterpreterSandbox:
 
     def check_health(self) -> Any:
         """The sandbox's health, `{"status": "ok", ...}` once it is ready."""
-        return self._remember_health(self._data_api.send(endpoints.health()))
+        return run(self.health_flow())
 
     async def check_health_async(self) -> Any:
         """The sandbox's health, `{"status": "ok", ...}` once it is ready."""
-        return self._remember_health(await self._data_api.send_async(endpoints.health()))
+        return await run_async(self.health_flow())
+
+    def health_flow(self) -> Flow[Any]:
+        """Ask for the sandbox's health and remember it."""
+        health = yield send(self._data_api, endpoints.health())
+        if isinstance(health, dict):
+            self._health = health
+        return health
 
     @property
     def extensions(self) -> frozenset[str]:
         """What the server offers beyond the cloud protocol (the cloud: nothing)."""
-        if self._health is None:
-            self.check_health()
-        return self._offered()
+        return run(self.offered())
 
     async def extensions_async(self) -> frozenset[str]:
         """What the server offers beyond the cloud protocol (the cloud: nothing)."""
-        if self._health is None:
-            await self.check_health_async()
-        return self._offered()
+        return await run_async(self.offered())
 
-    def _offered(self) -> frozenset[str]:
-        offered = self._health.get("extensions") if isinstance(self._health, dict) else None
+    def offered(self) -> Flow[frozenset[str]]:
+        """The server's extensions, asking for its health only until it has said ok once."""
+        if not _is_ready(self._health):
+            yield from self.health_flow()
+        offered = self.health.get("extensions") if _is_ready(self._health) else None
         return frozenset(offered) if isinstance(offered, list) else frozenset()
-
-    def _remember_health(self, health: Any) -> Any:
-        if isinstance(health, dict) and health.get("status") == "ok":
-            self._health = health
-        return health
 
     def wait_until_ready(self, timeout: float = READY_TIMEOUT) -> Any:
         """Poll health until it says ok; SandboxTimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                health = self.check_health()
-            except SandboxAuthError:
-                raise
-            except SandboxError as error:
-                health = error
-            if _is_ready(health):
-                return health
-            if time.monotonic() >= deadline:
-                raise self._not_ready(timeout, health)
-            time.sleep(READY_POLL_INTERVAL)
+        return run(self._ready(timeout))
 
     async def wait_until_ready_async(self, timeout: float = READY_TIMEOUT) -> Any:
         """Poll health until it says ok; SandboxTimeoutError after `timeout` seconds."""
+        return await run_async(self._ready(timeout))
+
+    def _ready(self, timeout: float) -> Flow[Any]:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                health = await self.check_health_async()
+                health = yield from self.health_flow()
             except SandboxAuthError:
                 raise
             except SandboxError as error:
@@ -221,23 +174,29 @@ class CodeInterpreterSandbox:
                 return health
             if time.monotonic() >= deadline:
                 raise self._not_ready(timeout, health)
-            await asyncio.sleep(READY_POLL_INTERVAL)
+            yield sleep(READY_POLL_INTERVAL)
 
     def stop(self) -> dict[str, Any]:
         """Stop the sandbox; returns the server's sandbox object."""
-        return self._update(self._data_api.send(endpoints.stop_sandbox()))
+        return run(self._stopped())
 
     async def stop_async(self) -> dict[str, Any]:
         """Stop the sandbox; returns the server's sandbox object."""
-        return self._update(await self._data_api.send_async(endpoints.stop_sandbox()))
+        return await run_async(self._stopped())
+
+    def _stopped(self) -> Flow[dict[str, Any]]:
+        return self._update((yield send(self._data_api, endpoints.stop_sandbox())))
 
     def delete(self) -> dict[str, Any]:
         """Delete the sandbox; returns the server's sandbox object."""
-        return self._update(self._data_api.send(endpoints.delete_sandbox()), deleted=True)
+        return run(self.delete_flow())
 
     async def delete_async(self) -> dict[str, Any]:
         """Delete the sandbox; returns the server's sandbox object."""
-        reply = await self._data_api.send_async(endpoints.delete_sandbox())
+        return await run_async(self.delete_flow())
+
+    def delete_flow(self) -> Flow[dict[str, Any]]:
+        reply = yield send(self._data_api, endpoints.delete_sandbox())
         return self._update(reply, deleted=True)
 
     def close(self) -> None:
@@ -252,23 +211,21 @@ class CodeInterpreterSandbox:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        try:
-            if self._delete_on_exit and not self._deleted:
-                with contextlib.suppress(SandboxNotFoundError):
-                    self.delete()
-        finally:
-            self.close()
+        run(self._exited())
 
     async def __aenter__(self) -> CodeInterpreterSandbox:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await run_async(self._exited())
+
+    def _exited(self) -> Flow[None]:
         try:
             if self._delete_on_exit and not self._deleted:
                 with contextlib.suppress(SandboxNotFoundError):
-                    await self.delete_async()
+                    yield from self.delete_flow()
         finally:
-            await self.aclose()
+            yield close(self._data_api)
 
     def _update(self, info: dict[str, Any], *, deleted: bool = False) -> dict[str, Any]:
         self.info.update(info)
@@ -280,6 +237,63 @@ class CodeInterpreterSandbox:
             f"sandbox {self.sandbox_id} at {self._data_api.settings.where} was not ready "
             f"after {timeout:g} s (last health: {health})"
         )
+
+
+def creating(
+    template_name: str = "default",
+    endpoint: str | None = None,
+    token: str | None = None,
+    idle_timeout: int = 600,
+    env: dict[str, str] | None = None,
+    allow_egress: list[str] | None = None,
+    *,
+    fallback: Fallback | None = None,
+) -> Flow[CodeInterpreterSandbox]:
+    """Create a sandbox and wait until it is ready; a sandbox that never gets ready is
+    deleted again. Resolving the server may start one (`fallback`): off the event loop."""
+    data_api = yield from _data_client(endpoint, token, fallback)
+    try:
+        call = endpoints.create_sandbox(template_name, idle_timeout, env, allow_egress)
+        info = yield send(data_api, call)
+    except BaseException:
+        yield close(data_api)
+        raise
+    data_api.sandbox_id = info["sandboxId"]
+    sandbox = CodeInterpreterSandbox(info, data_api, delete_on_exit=True)
+    try:
+        yield from sandbox._ready(READY_TIMEOUT)
+    except BaseException:
+        with contextlib.suppress(SandboxError):
+            yield from sandbox.delete_flow()
+        yield close(data_api)
+        raise
+    return sandbox
+
+
+def joining(
+    sandbox_id: str,
+    endpoint: str | None = None,
+    token: str | None = None,
+    *,
+    fallback: Fallback | None = None,
+) -> Flow[CodeInterpreterSandbox]:
+    """Join an existing sandbox by id; SandboxNotFoundError when there is none."""
+    data_api = yield from _data_client(endpoint, token, fallback, sandbox_id)
+    try:
+        return CodeInterpreterSandbox((yield send(data_api, endpoints.get_sandbox())), data_api)
+    except BaseException:
+        yield close(data_api)
+        raise
+
+
+def _data_client(
+    endpoint: str | None,
+    token: str | None,
+    fallback: Fallback | None,
+    sandbox_id: str | None = None,
+) -> Flow[DataClient]:
+    settings = yield in_thread(ClientSettings.resolve, endpoint, token, None, fallback)
+    return DataClient(settings, sandbox_id)
 
 
 def _is_ready(health: object) -> bool:

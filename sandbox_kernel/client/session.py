@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from . import endpoints
 from .endpoints import ExecuteOptions
 from .errors import SandboxError, SandboxNotFoundError
+from .fallback import Fallback
+from .flows import Flow, awaited, close, in_thread, run, run_async, send, single, together
 from .operations import ContextOperations
-from .sandbox import CodeInterpreterSandbox
+from .sandbox import CodeInterpreterSandbox, creating, joining
 from .settings import EMBEDDED, ClientSettings, chooses_embedded
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class SandboxSession:
         env: dict[str, str] | None = None,
         cwd: str = HOME,
         prepare: Prepare | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.token = token
@@ -66,9 +69,10 @@ class SandboxSession:
         self.prepare = prepare
         """Work on a sandbox this session creates, while its first context starts."""
         self._unprepared = False
+        self.fallback = fallback
+        """Finds the server when nothing names one (the kernel and magics: the embedded one)."""
         self.sandbox: CodeInterpreterSandbox | None = None
         self.context: ContextOperations | None = None
-        self.health: dict[str, Any] = {}
         self.created_sandbox = False
         self.settings: ClientSettings | None = None
         self.embedded_url: str | None = None
@@ -87,6 +91,11 @@ class SandboxSession:
     @property
     def context_id(self) -> str | None:
         return None if self.context is None else self.context.context_id
+
+    @property
+    def health(self) -> dict[str, Any]:
+        """The sandbox's health as last read (the sandbox remembers it), `{}` before."""
+        return {} if self.sandbox is None else self.sandbox.health
 
     @property
     def isolation(self) -> str:
@@ -126,71 +135,64 @@ class SandboxSession:
 
         A failure is kept in `failure` (for `%sbx status` and the banner) and raised.
         """
-        with self._failure_recorded():
-            if self.settings is None:
-                self.settings = self._resolved(ClientSettings.resolve(self.endpoint, self.token))
-            if self.sandbox is None:
-                endpoint, token = self.settings.endpoint, self.settings.token
-                if self.sandbox_id:
-                    self.sandbox = CodeInterpreterSandbox.connect(self.sandbox_id, endpoint, token)
-                else:
-                    self.sandbox = CodeInterpreterSandbox.create(self.template, endpoint, token)
-                    self.created_sandbox = True
-                self.sandbox_id = self.sandbox.sandbox_id
-            self._remember_health(self.sandbox.check_health())
-            self.context = self.sandbox.context.create(
-                language=self.language, cwd=self.cwd, history_file=self.history_file
-            )
-            self.owned_contexts.add(self.context.context_id)
-        log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
+        run(self._opened())
 
     async def open_async(self) -> None:
         """Create or join the sandbox, read its health, create the context.
 
         A failure is kept in `failure` (for `%sbx status` and the banner) and raised.
         """
+        await run_async(self._opened())
+
+    def _opened(self) -> Flow[None]:
         if self.sandbox is None or not self.health:
-            await self.connect_async()
+            yield from self._connected()
         with self._failure_recorded():
             if not (self.created_sandbox and self.is_embedded_server):
                 self._env_in_contexts = dict(self.env)  # a cloud or joined sandbox has its own
-            self.context = await self._joined_context() or await self._prepared_context()
+            self.context = (yield from self._joined_context()) or (
+                yield from self._prepared_context()
+            )
             self.owned_contexts.add(self.context.context_id)
         log.info("sandbox %s, context %s", self.sandbox_id, self.context_id)
 
     async def connect_async(self) -> None:
         """Resolve the server, create or join the sandbox and read its health: what the
         sandbox offers is known from here on, before any context exists."""
+        await run_async(self._connected())
+
+    def _connected(self) -> Flow[None]:
         with self._failure_recorded():
             if self.settings is None:
-                # Resolving may start the embedded server, which blocks: keep it off the loop.
-                self.settings = self._resolved(
-                    await asyncio.to_thread(ClientSettings.resolve, self.endpoint, self.token)
-                )
+                # Resolving may start the embedded server, which blocks: off the event loop.
+                resolve = ClientSettings.resolve
+                arguments = (self.endpoint, self.token, None, self.fallback)
+                self.settings = self._resolved((yield in_thread(resolve, *arguments)))
             if self.sandbox is None:
                 endpoint, token = self.settings.endpoint, self.settings.token
                 if self.sandbox_id:
-                    self.sandbox = await self._rejoined(endpoint, token)
+                    self.sandbox = yield from self._rejoined(endpoint, token)
                 if self.sandbox is None:
-                    self.sandbox = await CodeInterpreterSandbox.create_async(
+                    self.sandbox = yield from creating(
                         self.template, endpoint, token, env=self.env or None
                     )
                     self.created_sandbox = True
                     self._env_in_contexts = {}
                     self._unprepared = self.prepare is not None
                 self.sandbox_id = self.sandbox.sandbox_id
-            self._remember_health(await self.sandbox.check_health_async())
+            yield from self.sandbox.health_flow()
 
-    async def _prepared_context(self) -> ContextOperations:
+    def _prepared_context(self) -> Flow[ContextOperations]:
         """A new context; on a sandbox just created, `prepare` runs beside its start, in the
         working directory made first (a failure of `prepare` is its own to report)."""
         if not self._unprepared or self.prepare is None:
-            return await self._new_context_async()
+            return (yield from self._new_context())
         self._unprepared = False
+        sandbox, prepare = self._open_sandbox(), self.prepare
         if self.cwd != HOME:
-            await self.sandbox.file_system.mkdir_async(self.cwd, parents=True)
-        context, prepared = await asyncio.gather(
-            self._new_context_async(), self.prepare(self.sandbox), return_exceptions=True
+            yield send(sandbox.data_api, endpoints.mkdir(self.cwd, True, "0755"))
+        context, prepared = yield together(
+            self._new_context(), single(awaited(lambda: prepare(sandbox)))
         )
         if isinstance(context, BaseException):
             raise context
@@ -199,10 +201,10 @@ class SandboxSession:
             raise prepared
         return context
 
-    async def _rejoined(self, endpoint: str, token: str | None) -> CodeInterpreterSandbox | None:
+    def _rejoined(self, endpoint: str, token: str | None) -> Flow[CodeInterpreterSandbox | None]:
         """Join `sandbox_id`; a sandbox this session made that is gone is made anew (None)."""
         try:
-            return await CodeInterpreterSandbox.connect_async(self.sandbox_id, endpoint, token)
+            return (yield from joining(self.sandbox_id or "", endpoint, token))
         except SandboxNotFoundError:
             if not self.created_sandbox:
                 raise
@@ -215,7 +217,6 @@ class SandboxSession:
             self.sandbox.close()
         self.sandbox = None
         self.context = None
-        self.health = {}
         if self.uses_embedded_server:
             self.settings = None  # the embedded server may come back on another port
 
@@ -226,38 +227,36 @@ class SandboxSession:
             with contextlib.suppress(SandboxError):
                 await self.context.delete_async()
             self.owned_contexts.discard(lost)
-        self.context = await self._new_context_async()
+        self.context = await run_async(self._new_context())
         self.owned_contexts.add(self.context.context_id)
 
-    async def _new_context_async(self) -> ContextOperations:
+    def _new_context(self) -> Flow[ContextOperations]:
         """A context in the session's directory, told the variables the server did not take."""
-        context = await self.sandbox.context.create_async(
-            language=self.language, cwd=self.cwd, history_file=self.history_file
+        context = yield from self._open_sandbox().context.create_flow(
+            self.language, self.cwd, self.history_file
         )
         if self._env_in_contexts:
-            await self._set_env_async(context, self._env_in_contexts)
+            yield from self._env_set(context, self._env_in_contexts)
         return context
+
+    def set_env(self, variables: dict[str, str]) -> None:
+        """Set variables in the current context's interpreter, and in every later one."""
+        run(self._env_kept(variables))
 
     async def set_env_async(self, variables: dict[str, str]) -> None:
         """Set variables in the current context's interpreter, and in every later one."""
+        await run_async(self._env_kept(variables))
+
+    def _env_kept(self, variables: dict[str, str]) -> Flow[None]:
         if self.context is None:
             raise SandboxError("not connected to a sandbox")
-        await self._set_env_async(self.context, variables)
+        yield from self._env_set(self.context, variables)
         self.env.update(variables)
         self._env_in_contexts.update(variables)
 
-    def set_env(self, variables: dict[str, str]) -> None:
-        """`set_env_async` for the magics outside the kernel's loop."""
-        if self.context is None:
-            raise SandboxError("not connected to a sandbox")
-        reply = self.context.execute(env_code(self.language, variables), options=QUIET)
-        _raise_on_error(reply)
-        self.env.update(variables)
-        self._env_in_contexts.update(variables)
-
-    async def _set_env_async(self, context: ContextOperations, variables: dict[str, str]) -> None:
-        reply = await context.execute_async(env_code(self.language, variables), options=QUIET)
-        _raise_on_error(reply)
+    def _env_set(self, context: ContextOperations, variables: dict[str, str]) -> Flow[None]:
+        code = env_code(self.language, variables)
+        _raise_on_error((yield from context.execute_flow(code, options=QUIET)))
 
     def new_context(self, language: str, cwd: str) -> str:
         """Create another context in the sandbox (not the one in use), owned by this session."""
@@ -275,12 +274,12 @@ class SandboxSession:
             raise SandboxError("not connected to a sandbox")
         return self.sandbox
 
-    async def _joined_context(self) -> ContextOperations | None:
+    def _joined_context(self) -> Flow[ContextOperations | None]:
         context_id, self.resume_context_id = self.resume_context_id, None
         if context_id is None:
             return None
         try:
-            return await self.sandbox.context.get_async(context_id)
+            return (yield from self._open_sandbox().context.get_flow(context_id))
         except SandboxError as error:
             log.info("context %s is gone (%s); creating a new one", context_id, error)
             return None
@@ -314,55 +313,34 @@ class SandboxSession:
             raise
         self.failure = None
 
-    def _remember_health(self, health: Any) -> None:
-        self.health = health if isinstance(health, dict) else {}
-
     def close(self, *, keep_sandbox: bool | None = None) -> None:
         """Delete the contexts this session created, and the sandbox too when it created it
         (blocking)."""
-        keep = self.keep_sandbox if keep_sandbox is None else keep_sandbox
-        if self.sandbox is None:
-            return
-        operations = ContextOperations(self.sandbox)
-        for context_id in sorted(self.owned_contexts):
-            try:
-                operations.delete(context_id)
-            except SandboxNotFoundError:
-                pass
-            except SandboxError as error:
-                log.warning("could not delete context %s: %s", context_id, error)
-        self.owned_contexts.clear()
-        self.context = None
-        if self.created_sandbox and not keep:
-            with contextlib.suppress(SandboxError):
-                self.sandbox.delete()
-        self.sandbox.close()
-        self.sandbox = None
+        run(self._closed(keep_sandbox))
 
     async def close_async(self, *, keep_sandbox: bool | None = None) -> None:
         """Delete the contexts this session created, and the sandbox too when it created it."""
+        await run_async(self._closed(keep_sandbox))
+
+    def _closed(self, keep_sandbox: bool | None) -> Flow[None]:
         keep = self.keep_sandbox if keep_sandbox is None else keep_sandbox
         if self.sandbox is None:
             return
-        await self._delete_context()
-        if self.created_sandbox and not keep:
-            with contextlib.suppress(SandboxError):
-                await self.sandbox.delete_async()
-        await self.sandbox.aclose()
-        self.sandbox = None
-
-    async def _delete_context(self) -> None:
-        """Delete every context this session created (a context gone already is fine)."""
         operations = ContextOperations(self.sandbox)
         for context_id in sorted(self.owned_contexts):
             try:
-                await operations.delete_async(context_id)
+                yield from operations.delete_flow(context_id)
             except SandboxNotFoundError:
                 pass
             except SandboxError as error:
                 log.warning("could not delete context %s: %s", context_id, error)
         self.owned_contexts.clear()
         self.context = None
+        if self.created_sandbox and not keep:
+            with contextlib.suppress(SandboxError):
+                yield from self.sandbox.delete_flow()
+        yield close(self.sandbox.data_api)
+        self.sandbox = None
 
     def describe(self) -> dict[str, Any]:
         """Where cells run, for banners and `%sbx status`."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SandboxError
+from .fallback import Fallback, default
 
 DEFAULT_REGION = "cn-hangzhou"
 EMBEDDED = "embedded server"
@@ -70,19 +71,25 @@ class ClientSettings:
         endpoint: str | None = None,
         token: str | None = None,
         environ: Mapping[str, str] | None = None,
+        fallback: Fallback | None = None,
     ) -> ClientSettings:
-        """Fill what the caller left out from the environment, else start the embedded server.
+        """Fill what the caller left out from the environment, else ask the fallback.
 
         Endpoint: argument, `SANDBOX_KERNEL_ENDPOINT`, `AGENTRUN_DATA_ENDPOINT`, the AgentRun
-        data endpoint of `AGENTRUN_ACCOUNT_ID`, then `sandbox_kernel.local.ensure_server()`,
-        whose own token is used unless one is passed.
+        data endpoint of `AGENTRUN_ACCOUNT_ID`, then `fallback()` (by default the one
+        registered in `fallback.py`: the embedded server), whose own token is used unless
+        one is passed.
         """
         env = os.environ if environ is None else environ
         source, endpoint = ("argument", endpoint) if endpoint else _endpoint_from(env)
         if endpoint is None:
-            server = _embedded_server()
-            url = _checked(server.url, EMBEDDED)
-            return cls(endpoint=url, token=token or server.token, source=EMBEDDED)
+            fallback = fallback or default()
+            if fallback is None:
+                raise SandboxError(
+                    "no sandbox server named: pass an endpoint or set SANDBOX_KERNEL_ENDPOINT"
+                )
+            url, own_token = fallback()
+            return cls(endpoint=_checked(url, EMBEDDED), token=token or own_token, source=EMBEDDED)
         token = token or _first(env, "SANDBOX_KERNEL_TOKEN")[1]
         access_key = _access_key_from(env)
         endpoint = _checked(endpoint, source)
@@ -146,10 +153,3 @@ def _ram_endpoint(endpoint: str) -> str:
     if not any(domain in parts.netloc for domain in _RAM_DATA_DOMAINS) or host.endswith("-ram"):
         return endpoint
     return urlunsplit((parts.scheme, f"{host}-ram.{rest}", parts.path, "", ""))
-
-
-def _embedded_server():
-    """Start (or find) the embedded local server: the client's only import of our own code."""
-    from sandbox_kernel.local import ensure_server
-
-    return ensure_server()

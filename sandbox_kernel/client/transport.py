@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
 from typing import Any, BinaryIO
@@ -17,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from . import transfers
+from . import flows, transfers
 from .auth import RamSignatureAuth
 from .endpoints import DEFAULT_READ_TIMEOUT, Call, Progress, execution_socket, message_socket
 from .errors import (
@@ -77,33 +76,27 @@ class DataClient:
         return f"{base}/{call.path}" if call.path else base
 
     def send(self, call: Call) -> Any:
-        """Run a call and return its decoded reply, blocking.
-
-        An idempotent read is retried with backoff when the server is briefly unreachable,
-        overloaded or failing; nothing else is ever sent twice.
-        """
-        for delay in _retry_delays(call):
-            try:
-                return self._send_once(call)
-            except SandboxError as error:
-                if delay is None or not _worth_retrying(error):
-                    raise
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        """Run a call and return its decoded reply, blocking (retried as `_retried` says)."""
+        return flows.run(self._retried(call))
 
     async def send_async(self, call: Call) -> Any:
-        """Run a call and return its decoded reply, without blocking the event loop on I/O.
+        """Run a call and return its decoded reply, without blocking the event loop on I/O."""
+        return await flows.run_async(self._retried(call))
 
-        An idempotent read is retried with backoff when the server is briefly unreachable,
-        overloaded or failing; nothing else is ever sent twice.
-        """
+    def _retried(self, call: Call) -> flows.Flow[Any]:
+        """An idempotent read is retried with backoff when the server is briefly unreachable,
+        overloaded or failing; nothing else is ever sent twice."""
         for delay in _retry_delays(call):
             try:
-                return await self._send_once_async(call)
+                return (
+                    yield flows.Step(
+                        lambda: self._send_once(call), lambda: self._send_once_async(call)
+                    )
+                )
             except SandboxError as error:
                 if delay is None or not _worth_retrying(error):
                     raise
-                await asyncio.sleep(delay)
+            yield flows.sleep(delay)
         raise AssertionError("unreachable")
 
     def _send_once(self, call: Call) -> Any:
@@ -376,7 +369,8 @@ def _read_reply(call: Call, response: httpx.Response) -> Any:
 
 def _retry_delays(call: Call) -> Iterator[float | None]:
     """Seconds to wait before each further attempt; None marks the last attempt."""
-    if call.method == "GET" and call.download_to is None and not call.streams_lines:
+    idempotent = call.method == "GET" and call.download_to is None and not call.streams_lines
+    if call.retried and idempotent:
         yield from RETRY_DELAYS
     yield None
 

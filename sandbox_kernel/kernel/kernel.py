@@ -23,7 +23,7 @@ from ..client import CodeInterpreterSandbox
 from ..client.session import SandboxSession
 from ..client.settings import chooses_embedded
 from ..context_kernel import log_only_what_is_shown
-from ..local import abandon_server
+from ..local import abandon_server, embedded_endpoint
 from .cells import Cell, CellRun
 from .comms import SandboxComms
 from .local_cells import LocalCellError, local_python
@@ -129,6 +129,7 @@ class SandboxKernel(IPythonKernel):
             language=self.language,
             history_file=MEMORY_HISTORY if str(history) == MEMORY_HISTORY else None,
             env=dict(self.env),
+            fallback=embedded_endpoint,
             **self._workspace_settings(),
         )
         connection_file = getattr(self.parent, "connection_file", "")
