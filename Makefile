@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/sandbox-kernel demo
 
+# Workers: the tests mostly wait on kernels and servers, so more workers than cores pay off.
+TEST_WORKERS ?= 3
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# Unit tests only (marker `unit`, listed in tests/conftest.py): no server, no kernel.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m unit
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -30,6 +30,36 @@ CLOUD_VARIABLES = (
 )
 
 
+UNIT_MODULES = {
+    "test_cells",
+    "test_entries",
+    "test_execution",
+    "test_file_store",
+    "test_import_graph",
+    "test_magics_units",
+    "test_outputs",
+    "test_routing",
+    "test_sanitize",
+    "test_smoke",
+}
+"""Modules that start no server and no kernel: `make test-fast` runs these (marker `unit`).
+A new module is not among them until it is named here, so it runs only in `make test`."""
+
+BROWSER_MODULES = {"test_jupyterlab", "test_jupyterlab_outputs", "test_jupyterlab_widgets"}
+"""Modules that share one JupyterLab and Chromium: under xdist they run on one worker."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the unit tests, and keep the JupyterLab tests together under `--dist loadgroup`."""
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        if module in UNIT_MODULES:
+            item.add_marker(pytest.mark.unit)
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.xdist_group("jupyterlab"))
+
+
 @dataclass
 class RunningServer:
     """A `sandbox-kernel serve` process started for the tests."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import resource
 import socket
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -66,8 +65,7 @@ def test_the_token_is_checked_before_a_body_is_read(fresh_server):
             b"POST /sandboxes/any/files HTTP/1.1\r\nHost: x\r\n"
             b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{"
         )
-        started = time.monotonic()
+        # A server waiting for the body answers nothing: the read times out and fails.
         reply = read_answer(connection)
     assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
     assert b"UNAUTHORIZED" in reply
-    assert time.monotonic() - started < 5

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from urllib.parse import urlsplit
@@ -113,13 +115,50 @@ def test_an_idempotent_read_survives_a_server_restart(tmp_path):
         sandbox.close()
 
 
+class DroppingListener:
+    """A listener on `port` that closes each connection it is offered and counts them."""
+
+    def __init__(self, port: int) -> None:
+        self.count = 0
+        self._socket = socket.create_server(("127.0.0.1", port))
+        self._socket.settimeout(0.05)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._accept_until_done)
+        self._thread.start()
+
+    def _accept_until_done(self) -> None:
+        while not self._done.is_set():
+            with contextlib.suppress(TimeoutError):
+                self._drop(self._socket.accept()[0])
+
+    def _drop(self, connection: socket.socket) -> None:
+        self.count += 1
+        connection.close()
+
+    def close(self) -> int:
+        """Stop listening; how many connections were offered in all."""
+        self._done.set()
+        self._thread.join()
+        self._socket.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self._drop(self._socket.accept()[0])
+        self._socket.close()
+        return self.count
+
+
 def test_an_execute_is_never_retried(tmp_path):
     running = start_server(tmp_path / "root")
+    port = urlsplit(running.url).port
     sandbox = CodeInterpreterSandbox.create(endpoint=running.url, token=running.token)
     context = sandbox.context.create()
     running.stop()
-    started = time.monotonic()
-    with pytest.raises(SandboxConnectionError):
-        context.execute("1")
-    assert time.monotonic() - started < 0.2
+    # In the stopped server's place, a listener that drops every connection it is offered.
+    listener = DroppingListener(port)
+    try:
+        with pytest.raises(SandboxConnectionError):
+            context.execute("1")
+    finally:
+        offered = listener.close()
+    assert offered == 1, "the execute was sent again after its connection dropped"
     sandbox.close()

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,10 +117,8 @@ def test_interrupt_stops_a_javascript_loop_and_keeps_state(sandbox):
     context.execute("let counter = 7")
     timer = threading.Timer(1.0, context.interrupt)
     timer.start()
-    started = time.monotonic()
     reply = context.execute("while (true) { counter + 1 }", timeout=20)
     timer.join()
-    assert time.monotonic() - started < 10
     assert of_type(reply, "error")[0]["name"] == "KeyboardInterrupt"
     assert of_type(reply, "endOfExecution")[0]["status"] == "interrupted"
     assert of_type(context.execute("counter"), "result")[0]["text"] == "7"

@@ -4,7 +4,7 @@ own outputs, which are the user's, still run: the same cell there is the control
 
 from __future__ import annotations
 
-from test_jupyterlab import ARTIFACTS, lab_url, last_output, run_cell  # noqa: F401
+from test_jupyterlab import ARTIFACTS, lab_url, last_output, pytestmark, run_cell  # noqa: F401
 from test_jupyterlab import page as lab_page  # noqa: F401
 
 ATTACK = (

@@ -3,7 +3,7 @@ with the mouse, a tqdm bar that fills, a breakpoint that stops a cell."""
 
 from __future__ import annotations
 
-from test_jupyterlab import ARTIFACTS, lab_url, last_output, run_cell  # noqa: F401
+from test_jupyterlab import ARTIFACTS, lab_url, last_output, pytestmark, run_cell  # noqa: F401
 from test_jupyterlab import page as lab_page  # noqa: F401
 from test_jupyterlab_outputs import open_notebook
 
