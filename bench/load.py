@@ -32,6 +32,8 @@ from jupyter_client import BlockingKernelClient, KernelManager
 HEALTH_MAX_MS = 50.0
 SHUTDOWN_SECONDS = 10.0
 DRIVER_SECONDS = 1800.0
+PROBE_TIMEOUT = 10.0
+"""Seconds a health request may take before the probe counts it as unanswered."""
 CELL = "for line in range({first}, {first} + 3):\n    print('line', line)"
 
 
@@ -103,19 +105,24 @@ def stop_kernel(manager: KernelManager, client: BlockingKernelClient) -> None:
 
 
 def probe_health(url: str, token: str, done, samples) -> None:
-    """Ask `url`'s health every 50 ms until `done` is set; put each answer's seconds."""
+    """Ask `url`'s health every 50 ms until `done` is set; put each answer's seconds, or
+    the error of a request that failed (a refusal, or no answer within PROBE_TIMEOUT)."""
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(headers=headers, timeout=30) as client:
+    with httpx.Client(headers=headers, timeout=PROBE_TIMEOUT) as client:
         while not done.is_set():
             started = time.perf_counter()
-            client.get(f"{url}/health").raise_for_status()
-            samples.put(time.perf_counter() - started)
+            try:
+                client.get(f"{url}/health").raise_for_status()
+            except httpx.HTTPError as error:
+                samples.put(f"health request failed: {error!r}")
+            else:
+                samples.put(time.perf_counter() - started)
             done.wait(0.05)
 
 
-def drained(prober: multiprocessing.Process, samples) -> list[float]:
+def drained(prober: multiprocessing.Process, samples) -> list[float | str]:
     """Every sample the probe put, read while it ends (a queue's writer ends only once read)."""
-    found: list[float] = []
+    found: list[float | str] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (prober.is_alive() or not samples.empty()):
         with contextlib.suppress(queue.Empty):
@@ -151,7 +158,11 @@ def run_load(url: str, token: str, kernels: int, cells: int) -> LoadResult:
             result.problems.append(f"{stuck} kernel drivers did not finish")
     finally:
         done.set()
-        result.probe_seconds += drained(prober, samples)
+        for sample in drained(prober, samples):
+            if isinstance(sample, str):
+                result.problems.append(sample)
+            else:
+                result.probe_seconds.append(sample)
     return result
 
 
@@ -159,7 +170,9 @@ def measure(kernels: int = 8, cells: int = 200) -> list[Row]:
     with embedded_server() as server:
         result = run_load(server.url, server.token, kernels, cells)
     if result.problems:
-        raise SystemExit("output lost or reordered:\n" + "\n".join(result.problems[:10]))
+        raise SystemExit(
+            "output lost or reordered, or health unanswered:\n" + "\n".join(result.problems[:10])
+        )
     probes = sorted(result.probe_seconds)
     return [
         Row(f"load: cells/s, {kernels} kernels x {cells} cells", result.cells_per_second),
