@@ -1,4 +1,7 @@
-"""The `sandbox-kernel` command: run the embedded server, install the kernelspecs."""
+"""The `sandbox-kernel` command: run the embedded server, install the kernelspecs.
+
+Over 400 lines as one job: most of it is the argparse declaration of each command's options.
+"""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from conftest import RunningServer, start_server
 from jupyter_client import BlockingKernelClient, KernelManager
 
 from sandbox_kernel import CodeInterpreterSandbox
-from sandbox_kernel.client.operations import ContextOperations
+from sandbox_kernel.client.contexts import ContextOperations
 
 TIMEOUT = 60
 DECOY_VERB = "stale_verb_from_the_sandbox"

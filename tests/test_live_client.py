@@ -17,8 +17,8 @@ from conftest import RunningServer, start_server
 
 from sandbox_kernel import CodeInterpreterSandbox
 from sandbox_kernel.client import SandboxError
+from sandbox_kernel.client.contexts import ContextOperations
 from sandbox_kernel.client.errors import SandboxUnsupportedError
-from sandbox_kernel.client.operations import ContextOperations
 
 EXTENSIONS = {
     "stream",

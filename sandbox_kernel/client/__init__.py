@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .auth import RamSignatureAuth
+    from .contexts import ContextOperations
     from .endpoints import Call, CodeLanguage, ExecuteOptions, Progress
     from .errors import (
         SandboxAuthError,
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
         SandboxUnsupportedError,
     )
     from .operations import (
-        ContextOperations,
         FileOperations,
         FileSystemOperations,
         ProcessOperations,
@@ -63,7 +63,7 @@ _MODULES = {
     "ClientSettings": "settings",
     "CodeInterpreterSandbox": "sandbox",
     "CodeLanguage": "endpoints",
-    "ContextOperations": "operations",
+    "ContextOperations": "contexts",
     "DataClient": "transport",
     "ExecuteOptions": "endpoints",
     "FileOperations": "operations",

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import endpoints
+from .contexts import ContextOperations
 from .errors import SandboxAuthError, SandboxError, SandboxNotFoundError, SandboxTimeoutError
 from .flows import Flow, close, in_thread, run, run_async, send, sleep
-from .operations import ContextOperations, FileOperations, FileSystemOperations, ProcessOperations
+from .operations import FileOperations, FileSystemOperations, ProcessOperations
 from .settings import ClientSettings, Fallback
 from .transport import DataClient
 

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from . import endpoints
+from .contexts import ContextOperations
 from .endpoints import ExecuteOptions
 from .errors import SandboxError, SandboxNotFoundError
 from .fallback import Fallback
 from .flows import Flow, awaited, close, in_thread, run, run_async, send, single, together
-from .operations import ContextOperations
 from .sandbox import CodeInterpreterSandbox, creating, joining
 from .settings import EMBEDDED, ClientSettings, chooses_embedded
 

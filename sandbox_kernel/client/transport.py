@@ -1,4 +1,8 @@
-"""Runs `Call`s over pooled httpx clients: one sync and one async sender sharing everything else."""
+"""Runs `Call`s over pooled httpx clients: one sync and one async sender sharing everything else.
+
+Over 400 lines as one job: this is the I/O layer every flow runs on, the only place where a
+blocking and an awaiting twin of each send (plain, streamed, socket, transfer) must exist.
+"""
 
 from __future__ import annotations
 

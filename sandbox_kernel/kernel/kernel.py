@@ -3,6 +3,9 @@
 The ipykernel handlers live here and stay short: where a cell runs is `routing`'s call, a
 forwarded cell is `remote.RemoteCells`' (whose `cells.CellRun` turns entries into messages),
 and the sandbox session's lifecycle is `supervisor.Supervisor`'s.
+
+Over 400 lines as one job: one short handler for each message this kernel answers otherwise
+than ipykernel does, and the traits a config file sets.
 """
 
 from __future__ import annotations
