@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -185,6 +186,25 @@ def test_caps_on_contexts_and_sandboxes_answer_429_and_lose_nothing(tmp_path):
             sandbox.delete()
         with CodeInterpreterSandbox.create(endpoint=capped.url, token=capped.token) as again:
             again.delete()
+    finally:
+        capped.stop()
+
+
+async def test_creations_at_once_stay_under_the_sandbox_cap(tmp_path):
+    """Creations in flight count against --max-sandboxes: a burst of them cannot each find
+    room while the others are still being made."""
+    capped = start_server(tmp_path, "--max-sandboxes", "2", "--spares", "0")
+    headers = {"Authorization": f"Bearer {capped.token}"}
+    try:
+        async with httpx.AsyncClient(base_url=capped.url, headers=headers, timeout=60) as client:
+            replies = await asyncio.gather(
+                *(client.post("/sandboxes", json={"templateName": "default"}) for _ in range(8))
+            )
+            statuses = sorted(reply.status_code for reply in replies)
+            assert statuses == [200] * 2 + [429] * 6, statuses
+            created = [reply.json()["sandboxId"] for reply in replies if reply.status_code == 200]
+            for sandbox_id in created:
+                await client.delete(f"/sandboxes/{sandbox_id}")
     finally:
         capped.stop()
 

@@ -182,6 +182,8 @@ class SandboxRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandboxes: dict[str, Sandbox] = {}
         self.starts = StartGate()
+        self._creating = 0
+        """Creations past the limit check and not yet in `sandboxes`."""
         self.spares = SparePool(self._make_spare, self._discard, spares)
         self.owners = ServerLock(self.root)
         self._load()
@@ -222,7 +224,9 @@ class SandboxRegistry:
         """A new sandbox: a spare when the caller leaves the id, the environment and the
         egress to us and one is ready."""
         choices = self._checked_choices(environment or {}, egress or [])
-        running = sum(sandbox.running for sandbox in self.sandboxes.values())
+        # Sandboxes being made count too: the disk work below awaits a thread, and requests
+        # arriving meanwhile must not each find room under the limit.
+        running = sum(sandbox.running for sandbox in self.sandboxes.values()) + self._creating
         if self.max_sandboxes is not None and running >= self.max_sandboxes:
             raise LimitExceeded(
                 f"this server already runs {running} sandboxes, its limit (--max-sandboxes); "
@@ -230,28 +234,32 @@ class SandboxRegistry:
             )
         # A spare runs on the server's environment: a template's sandbox starts fresh.
         template = self._template(template_name)
-        fresh = sandbox_id or template or choices
-        spare = None if fresh else await self.spares.take()
-        if spare is None:
-            # Directories, ownership and the record are disk work: off the event loop.
-            sandbox = await asyncio.to_thread(
-                self._new, template_name, idle_timeout, sandbox_id, **choices
-            )
-        else:
-            sandbox = spare
-            now = _now()
-            del sandbox.record[SPARE]
-            sandbox.record.update(
-                templateName=template_name,
-                sandboxIdleTimeoutSeconds=idle_timeout,
-                createdAt=now,
-                lastUpdatedAt=now,
-            )
-            sandbox.touch()
-            await asyncio.to_thread(sandbox.save)
-        self.sandboxes[sandbox.id] = sandbox
-        log.info("sandbox %s created from template %s", sandbox.id, template_name)
-        return sandbox
+        self._creating += 1
+        try:
+            fresh = sandbox_id or template or choices
+            spare = None if fresh else await self.spares.take()
+            if spare is None:
+                # Directories, ownership and the record are disk work: off the event loop.
+                sandbox = await asyncio.to_thread(
+                    self._new, template_name, idle_timeout, sandbox_id, **choices
+                )
+            else:
+                sandbox = spare
+                now = _now()
+                del sandbox.record[SPARE]
+                sandbox.record.update(
+                    templateName=template_name,
+                    sandboxIdleTimeoutSeconds=idle_timeout,
+                    createdAt=now,
+                    lastUpdatedAt=now,
+                )
+                sandbox.touch()
+                await asyncio.to_thread(sandbox.save)
+            self.sandboxes[sandbox.id] = sandbox
+            log.info("sandbox %s created from template %s", sandbox.id, template_name)
+            return sandbox
+        finally:
+            self._creating -= 1
 
     def _new(
         self, template_name: str, idle_timeout: int | None, sandbox_id: str | None, **marks: Any
