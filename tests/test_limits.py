@@ -209,6 +209,22 @@ async def test_creations_at_once_stay_under_the_sandbox_cap(tmp_path):
         capped.stop()
 
 
+async def test_contexts_created_at_once_stay_under_the_context_cap(tmp_path):
+    capped = start_server(tmp_path, "--max-contexts", "2", "--spares", "0")
+    headers = {"Authorization": f"Bearer {capped.token}"}
+    try:
+        async with httpx.AsyncClient(base_url=capped.url, headers=headers, timeout=120) as client:
+            created = await client.post("/sandboxes", json={"templateName": "default"})
+            contexts = f"/sandboxes/{created.json()['sandboxId']}/contexts"
+            replies = await asyncio.gather(
+                *(client.post(contexts, json={"language": "python"}) for _ in range(5))
+            )
+            statuses = sorted(reply.status_code for reply in replies)
+            assert statuses == [200] * 2 + [429] * 3, statuses
+    finally:
+        capped.stop()
+
+
 def test_health_reports_the_sandbox_disk_use(limited_sandbox):
     before = limited_sandbox.check_health()["diskUsageBytes"]
     limited_sandbox.process.cmd("head -c 3000000 /dev/zero > big.bin", "/home/user")

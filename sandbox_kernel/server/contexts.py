@@ -286,19 +286,25 @@ class ContextPool:
         self.defaults: dict[str, str] = {}
         self.warm: Context | None = None
         self._default_lock = asyncio.Lock()
+        self._starting = 0
         self.closed = False
 
     async def create(self, language: str, cwd: str, history_file: str | None = None) -> Context:
         """A new context; `history_file` is its interpreter's history (`:memory:`: none kept)."""
         interpreter = self.specs.interpreter(language)
-        if self.max_contexts is not None and len(self.contexts) >= self.max_contexts:
+        held = len(self.contexts) + self._starting  # starts in flight count: they await
+        if self.max_contexts is not None and held >= self.max_contexts:
             raise LimitExceeded(
-                f"this sandbox already holds {len(self.contexts)} contexts, its limit "
+                f"this sandbox already holds {held} contexts, its limit "
                 "(--max-contexts); delete one first"
             )
         shown_cwd = normalize(cwd)
-        warm = None if history_file is not None else await self._take_warm(language, shown_cwd)
-        context = warm or await self._start(interpreter, shown_cwd, history_file)
+        self._starting += 1
+        try:
+            warm = None if history_file is not None else await self._take_warm(language, shown_cwd)
+            context = warm or await self._start(interpreter, shown_cwd, history_file)
+        finally:
+            self._starting -= 1
         self.contexts[context.id] = context
         log.info("context %s (%s) started in %s", context.id, language, shown_cwd)
         return context
