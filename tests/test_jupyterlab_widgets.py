@@ -3,6 +3,7 @@ with the mouse, a tqdm bar that fills, a breakpoint that stops a cell."""
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
 from test_jupyterlab import ARTIFACTS, lab_url, last_output, pytestmark, run_cell  # noqa: F401
 from test_jupyterlab import page as lab_page  # noqa: F401
 from test_jupyterlab_outputs import open_notebook
@@ -72,9 +73,11 @@ def test_a_breakpoint_stops_the_cell_and_shows_its_variables(lab_page):  # noqa:
     page = lab_page
     open_notebook(page, SANDBOX)
     panel = page.locator(".jp-NotebookPanel:visible")
-    bug = panel.locator(".jp-DebuggerBugButton")
-    bug.wait_for()
+    # The bug's button is disabled until the kernel says it debugs: a click before that is lost.
+    bug = panel.locator(".jp-DebuggerBugButton button")
+    expect(bug).to_be_enabled(timeout=60_000)
     bug.click()
+    expect(bug).to_have_attribute("aria-pressed", "true", timeout=30_000)
     page.locator(".jp-DebuggerVariables").first.wait_for()
     editor = panel.locator(".jp-Cell .cm-content").last
     editor.click()
